@@ -1,0 +1,34 @@
+// Package kmsiface declares the narrow AWS KMS client interface that ksse
+// uses, and classifies KMS failures into the error classes that Kinesis
+// server-side encryption reports.
+//
+// The method signatures are copied from
+// github.com/aws/aws-sdk-go-v2/service/kms, so a *kms.Client satisfies
+// [Client] unchanged:
+//
+//	var c kmsiface.Client = kms.NewFromConfig(cfg)
+//
+// Tests can use the in-memory KMS of package
+// github.com/ksse-go/ksse/kmstest, which satisfies [Client] in process and
+// also serves the KMS JSON protocol over HTTP for a real *kms.Client.
+package kmsiface
+
+import (
+	"context"
+
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+)
+
+// Client is the subset of the AWS KMS API that ksse calls.
+//
+// Producers call GenerateDataKey once per data key (about once per cache
+// TTL), consumers call Decrypt once per distinct wrapped key, and
+// DescribeKey is called when a key is validated before use. Implementations
+// must be safe for concurrent use, as *kms.Client is.
+type Client interface {
+	GenerateDataKey(ctx context.Context, params *kms.GenerateDataKeyInput, optFns ...func(*kms.Options)) (*kms.GenerateDataKeyOutput, error)
+	Decrypt(ctx context.Context, params *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error)
+	DescribeKey(ctx context.Context, params *kms.DescribeKeyInput, optFns ...func(*kms.Options)) (*kms.DescribeKeyOutput, error)
+}
+
+var _ Client = (*kms.Client)(nil)
