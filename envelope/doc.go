@@ -1,0 +1,40 @@
+// Package envelope implements the ksse envelope format, version 1: the bytes
+// that carry one encrypted Kinesis (or Firehose) record.
+//
+// The format is specified in FORMAT.md at the root of the module, and the
+// names in this package are the words of that document. In short, an
+// envelope is
+//
+//	header || salt || nonce || ciphertext || wrapped key
+//
+// where the header holds the magic, the version and the lengths of the two
+// variable fields, and the ciphertext is AES-256-GCM of the partition key and
+// the payload under a key derived with HKDF-SHA256, for this record alone,
+// from a KMS data key. Every envelope is self-contained (it carries the
+// KMS-wrapped data key) and self-delimiting (see [Parse]).
+//
+// # Compatibility
+//
+// Version 1 is frozen. Envelopes written by any release decrypt with every
+// later one; a pinned vector in testdata enforces it.
+//
+// # Which entry point
+//
+// Most programs want package github.com/ksse-go/ksse/record, which fetches
+// and caches data keys from KMS and applies Kinesis rules. This package is
+// for code that manages data keys itself: [NewKey] binds a data key to a
+// stream, [Key.Seal] writes an envelope, [Parse] reads one and [Key.Open]
+// authenticates and decrypts it.
+//
+// # Errors
+//
+// Every failure to parse or authenticate an envelope (bad tag, wrong stream,
+// wrong key, truncation, unknown version) is the same error, [ErrOpen], and
+// no unauthenticated plaintext is ever returned.
+//
+// # FIPS 140-3
+//
+// Only approved algorithms from the Go Cryptographic Module are used:
+// crypto/hkdf, crypto/sha256, crypto/aes and [cipher.NewGCMWithRandomNonce].
+// The package works with GODEBUG=fips140=only.
+package envelope

@@ -1,0 +1,172 @@
+package envelope_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"testing"
+
+	"github.com/ksse-go/ksse/envelope"
+	"github.com/stretchr/testify/require"
+)
+
+func newTestKey(t testing.TB, ad string) *envelope.Key {
+	t.Helper()
+	dk := bytes.Repeat([]byte{0x42}, envelope.KeySize)
+	k, err := envelope.NewKey(dk, []byte("wrapped-key-blob"), []byte(ad))
+	require.NoError(t, err)
+	return k
+}
+
+func TestRoundTrip(t *testing.T) {
+	k := newTestKey(t, "kinesis:orders")
+	for _, tc := range []struct{ pk, payload []byte }{
+		{nil, nil},
+		{[]byte("p"), nil},
+		{nil, []byte("x")},
+		{[]byte("user-1234"), []byte(`{"order":42}`)},
+		{bytes.Repeat([]byte("k"), envelope.MaxPartitionKeySize), make([]byte, 1<<20)},
+	} {
+		env, err := k.Seal(nil, tc.pk, tc.payload)
+		require.NoError(t, err)
+		require.Len(t, env, k.SealedSize(len(tc.pk), len(tc.payload)))
+		require.True(t, envelope.IsEnvelope(env))
+		require.False(t, bytes.Contains(env, []byte("user-1234")))
+
+		e, rest, err := envelope.Parse(env)
+		require.NoError(t, err)
+		require.Empty(t, rest)
+		require.Equal(t, []byte("wrapped-key-blob"), e.WrappedKey)
+		re, err := e.MarshalBinary()
+		require.NoError(t, err)
+		require.Equal(t, env, re, "parse→marshal must be canonical")
+
+		prefix := []byte("prefix")
+		out, n, err := k.Open(prefix, &e)
+		require.NoError(t, err)
+		require.Equal(t, "prefix", string(out[:6]))
+		require.Equal(t, string(tc.pk), string(out[6:6+n]))
+		require.True(t, bytes.Equal(tc.payload, out[6+n:]))
+
+		// A copy of the envelope whose fields are not contiguous opens too.
+		e2 := envelope.Envelope{
+			Salt:       bytes.Clone(e.Salt),
+			Body:       bytes.Clone(e.Body),
+			WrappedKey: bytes.Clone(e.WrappedKey),
+		}
+		out2, n2, err := k.Open(nil, &e2)
+		require.NoError(t, err)
+		require.Equal(t, n, n2)
+		require.True(t, bytes.Equal(out[6:], out2))
+	}
+}
+
+func TestOverheadIsExactly56(t *testing.T) {
+	require.Equal(t, 56, envelope.Overhead)
+	k := newTestKey(t, "s")
+	env, err := k.Seal(nil, []byte("pk"), []byte("payload"))
+	require.NoError(t, err)
+	require.Equal(t, 56+len("pk")+len("payload")+len("wrapped-key-blob"), len(env))
+}
+
+func TestWrongStreamOrKeyFails(t *testing.T) {
+	k := newTestKey(t, "kinesis:a")
+	env, err := k.Seal(nil, []byte("pk"), []byte("payload"))
+	require.NoError(t, err)
+	e, _, err := envelope.Parse(env)
+	require.NoError(t, err)
+
+	other := newTestKey(t, "kinesis:b")
+	out, _, err := other.Open([]byte("dst"), &e)
+	require.ErrorIs(t, err, envelope.ErrOpen)
+	require.Equal(t, "dst", string(out))
+
+	dk := make([]byte, envelope.KeySize)
+	rand.Read(dk)
+	k3, err := envelope.NewKey(dk, []byte("wrapped-key-blob"), []byte("kinesis:a"))
+	require.NoError(t, err)
+	_, _, err = k3.Open(nil, &e)
+	require.ErrorIs(t, err, envelope.ErrOpen)
+
+	// Same data key, another wrapped key: the wrapped key is bound.
+	k4, err := envelope.NewKey(bytes.Repeat([]byte{0x42}, 32), []byte("wrapped-key-blob2"), []byte("kinesis:a"))
+	require.NoError(t, err)
+	_, _, err = k4.Open(nil, &e)
+	require.ErrorIs(t, err, envelope.ErrOpen)
+}
+
+func TestTamperEveryBit(t *testing.T) {
+	k := newTestKey(t, "kinesis:a")
+	env, err := k.Seal(nil, []byte("pk"), []byte("some payload"))
+	require.NoError(t, err)
+	for i := range len(env) * 8 {
+		c := bytes.Clone(env)
+		c[i/8] ^= 1 << (i % 8)
+		e, _, err := envelope.Parse(c)
+		if err == nil {
+			var out []byte
+			out, _, err = k.Open(nil, &e)
+			require.Nil(t, out)
+		}
+		require.ErrorIs(t, err, envelope.ErrOpen, "bit %d", i)
+	}
+	for n := range len(env) {
+		_, _, err := envelope.Parse(env[:n])
+		require.ErrorIs(t, err, envelope.ErrOpen, "truncated to %d", n)
+	}
+}
+
+func TestConcatenated(t *testing.T) {
+	k := newTestKey(t, "firehose:d")
+	var all []byte
+	for i := range 10 {
+		var err error
+		all, err = k.Seal(all, nil, bytes.Repeat([]byte{byte(i)}, i*10))
+		require.NoError(t, err)
+	}
+	for i := 0; len(all) > 0; i++ {
+		e, rest, err := envelope.Parse(all)
+		require.NoError(t, err)
+		out, n, err := k.Open(nil, &e)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		require.True(t, bytes.Equal(bytes.Repeat([]byte{byte(i)}, i*10), out))
+		all = rest
+	}
+}
+
+func TestSealLimits(t *testing.T) {
+	k := newTestKey(t, "s")
+	dst := []byte("keep")
+	out, err := k.Seal(dst, make([]byte, envelope.MaxPartitionKeySize+1), nil)
+	require.Error(t, err)
+	require.Equal(t, "keep", string(out))
+	_, err = k.Seal(nil, nil, make([]byte, envelope.MaxPayloadSize+1))
+	require.Error(t, err)
+}
+
+func TestDestroy(t *testing.T) {
+	k := newTestKey(t, "s")
+	env, err := k.Seal(nil, nil, []byte("x"))
+	require.NoError(t, err)
+	e, _, _ := envelope.Parse(env)
+	k.Destroy()
+	_, err = k.Seal(nil, nil, []byte("x"))
+	require.True(t, errors.Is(err, envelope.ErrKeyDestroyed))
+	_, _, err = k.Open(nil, &e)
+	require.ErrorIs(t, err, envelope.ErrKeyDestroyed)
+}
+
+func TestAllocations(t *testing.T) {
+	k := newTestKey(t, "kinesis:a")
+	payload := make([]byte, 1024)
+	dst := make([]byte, 0, k.SealedSize(8, len(payload)))
+	env, _ := k.Seal(nil, []byte("pk-12345"), payload)
+	e, _, _ := envelope.Parse(env)
+	out := make([]byte, 0, 2048)
+	seal := testing.AllocsPerRun(100, func() { k.Seal(dst[:0], []byte("pk-12345"), payload) })
+	open := testing.AllocsPerRun(100, func() { k.Open(out[:0], &e) })
+	t.Logf("allocs: seal %.0f, open %.0f", seal, open)
+	require.LessOrEqual(t, seal, 3.0)
+	require.LessOrEqual(t, open, 3.0)
+}

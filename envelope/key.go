@@ -1,0 +1,307 @@
+package envelope
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"sync"
+	"sync/atomic"
+)
+
+// The HKDF info labels of version 1. See FORMAT.md, "Keys".
+const (
+	labelStreamKey = "ksse v1 stream key"
+	labelRecordKey = "ksse v1 record key"
+)
+
+// ErrKeyDestroyed is returned by [Key.Seal] and [Key.Open] after
+// [Key.Destroy].
+var ErrKeyDestroyed = errors.New("envelope: key destroyed")
+
+// hmacStateSize is the size of a marshaled SHA-256 state.
+const hmacStateSize = 108
+
+// Key is one data key bound to one stream identity: the state from which
+// record keys are derived. It holds no plaintext data key, only the derived
+// stream key, precomputed as the two HMAC-SHA256 states of HKDF-Expand.
+//
+// A Key is safe for concurrent use by multiple goroutines.
+type Key struct {
+	wrapped []byte
+	// inner and outer are the SHA-256 states after absorbing the stream key
+	// XOR ipad and XOR opad: HMAC(stream key, ·) without the two key blocks.
+	inner, outer []byte
+	destroyed    atomic.Bool
+}
+
+// NewKey derives the stream key of a data key for the associated data ad
+// (the stream identity, see FORMAT.md) and returns it as a Key. dataKey is
+// the plaintext of a KMS data key (KeySize bytes) and wrappedKey its
+// CiphertextBlob (1 to MaxWrappedKeySize bytes). NewKey copies what it keeps;
+// the caller should clear dataKey when it no longer needs it.
+func NewKey(dataKey, wrappedKey, ad []byte) (*Key, error) {
+	if len(dataKey) != KeySize {
+		return nil, fmt.Errorf("envelope: data key is %d bytes, want %d", len(dataKey), KeySize)
+	}
+	if len(wrappedKey) < 1 || len(wrappedKey) > MaxWrappedKeySize {
+		return nil, fmt.Errorf("envelope: wrapped key is %d bytes, want 1 to %d", len(wrappedKey), MaxWrappedKeySize)
+	}
+	streamKey, err := hkdf.Key(sha256.New, dataKey, wrappedKey, labelStreamKey+string(ad), sha256.Size)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: deriving the stream key: %w", err)
+	}
+	defer clear(streamKey)
+	k := &Key{wrapped: append([]byte(nil), wrappedKey...)}
+	k.inner = hmacState(streamKey, 0x36)
+	k.outer = hmacState(streamKey, 0x5c)
+	return k, nil
+}
+
+// hmacState returns the marshaled SHA-256 state after one block of key XOR
+// pad, the precomputation that HMAC (RFC 2104) allows.
+func hmacState(key []byte, pad byte) []byte {
+	var block [sha256.BlockSize]byte
+	copy(block[:], key)
+	for i := range block {
+		block[i] ^= pad
+	}
+	h := sha256.New()
+	h.Write(block[:])
+	clear(block[:])
+	st, err := h.(encoding.BinaryAppender).AppendBinary(make([]byte, 0, hmacStateSize))
+	if err != nil || len(st) != hmacStateSize {
+		panic("envelope: unexpected SHA-256 state encoding")
+	}
+	return st
+}
+
+// WrappedKey returns the wrapped data key that every envelope of k carries.
+// The caller must not modify it.
+func (k *Key) WrappedKey() []byte { return k.wrapped }
+
+// Destroy clears the key material of k (best effort: the AES key schedules
+// of records in flight are left to the garbage collector). Seal and Open
+// fail with [ErrKeyDestroyed] afterwards; a Seal that races with Destroy
+// fails too and returns no envelope.
+func (k *Key) Destroy() {
+	if k.destroyed.Swap(true) {
+		return
+	}
+	clear(k.inner)
+	clear(k.outer)
+}
+
+// scratch is per-call working memory, pooled so that Seal and Open do not
+// allocate it.
+type scratch struct {
+	inner, outer hash.Hash
+	ctr          [1]byte
+	sum          [sha256.Size]byte
+	// okm is the output of HKDF-Expand: the record key, then the key stream
+	// of the sealed partition key.
+	okm [sha256.Size + 2 + MaxPartitionKeySize + sha256.Size]byte
+	aad []byte
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{inner: sha256.New(), outer: sha256.New()}
+}}
+
+var labelRecordKeyBytes = []byte(labelRecordKey)
+
+// expand extends okm, which holds the first blocks of
+// HKDF-Expand(stream key, "ksse v1 record key" || salt, ·), by whole blocks
+// until it holds at least n bytes. It uses the precomputed HMAC states.
+func (k *Key) expand(s *scratch, salt, okm []byte, n int) ([]byte, error) {
+	inner := s.inner.(encoding.BinaryUnmarshaler)
+	outer := s.outer.(encoding.BinaryUnmarshaler)
+	// T(i) = HMAC(PRK, T(i-1) || info || i), T(0) empty.
+	for i := len(okm)/sha256.Size + 1; len(okm) < n; i++ {
+		if inner.UnmarshalBinary(k.inner) != nil || outer.UnmarshalBinary(k.outer) != nil {
+			return nil, ErrKeyDestroyed
+		}
+		if i > 1 {
+			s.inner.Write(okm[len(okm)-sha256.Size:])
+		}
+		s.inner.Write(labelRecordKeyBytes)
+		s.inner.Write(salt)
+		s.ctr[0] = byte(i)
+		s.inner.Write(s.ctr[:])
+		s.outer.Write(s.inner.Sum(s.sum[:0]))
+		okm = s.outer.Sum(okm)
+	}
+	clear(s.sum[:])
+	return okm, nil
+}
+
+// recordKey derives the first n bytes of HKDF-Expand for salt (n ≥ 32) and
+// returns AES-256-GCM keyed with the record key, its first 32 bytes. The
+// record key is cleared from okm, which is returned for the partition key
+// stream that follows it.
+func (k *Key) recordKey(s *scratch, salt []byte, n int) (cipher.AEAD, []byte, error) {
+	okm, err := k.expand(s, salt, s.okm[:0], n)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := aes.NewCipher(okm[:sha256.Size])
+	clear(okm[:sha256.Size])
+	if err != nil {
+		return nil, nil, err
+	}
+	aead, err := cipher.NewGCMWithRandomNonce(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return aead, okm, nil
+}
+
+// SealedSize returns the size of the envelope that [Key.Seal] writes for a
+// partition key and payload of the given sizes under k.
+func (k *Key) SealedSize(partitionKeyLen, payloadLen int) int {
+	return Overhead + partitionKeyLen + payloadLen + len(k.wrapped)
+}
+
+// Seal encrypts and authenticates partitionKey and payload into a new
+// envelope, appends it to dst and returns the updated slice. It draws a
+// fresh salt and nonce, so sealing the same record twice gives different
+// envelopes. The payload is read once and never copied.
+//
+// The remaining capacity of dst must not overlap partitionKey or payload.
+// To avoid allocations, give dst a capacity of len(dst) +
+// k.SealedSize(len(partitionKey), len(payload)).
+//
+// Seal returns an error, and dst unchanged, if the partition key is longer
+// than MaxPartitionKeySize, the payload larger than MaxPayloadSize, or k was
+// destroyed.
+func (k *Key) Seal(dst, partitionKey, payload []byte) ([]byte, error) {
+	if len(partitionKey) > MaxPartitionKeySize {
+		return dst, fmt.Errorf("envelope: partition key is %d bytes, more than %d", len(partitionKey), MaxPartitionKeySize)
+	}
+	if len(payload) > MaxPayloadSize {
+		return dst, fmt.Errorf("envelope: payload is %d bytes, more than %d", len(payload), MaxPayloadSize)
+	}
+	if k.destroyed.Load() {
+		return dst, ErrKeyDestroyed
+	}
+	spkLen := 2 + len(partitionKey)
+	bodyLen := spkLen + NonceSize + len(payload) + TagSize
+	ret, out := sliceForAppend(dst, HeaderSize+bodyLen+len(k.wrapped))
+	if anyOverlap(out, partitionKey) || anyOverlap(out, payload) {
+		panic("envelope: invalid buffer overlap")
+	}
+
+	prefix := appendHeader(out[:0], len(k.wrapped), bodyLen)
+	salt := prefix[len(prefix):HeaderSize]
+	rand.Read(salt)
+	prefix = prefix[:HeaderSize]
+
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	aead, okm, err := k.recordKey(s, salt, sha256.Size+spkLen)
+	if err != nil {
+		clear(out)
+		return dst, err
+	}
+	stream := okm[sha256.Size : sha256.Size+spkLen]
+	// The sealed partition key: (uint16 length || partition key) XOR stream.
+	prefix = binary.BigEndian.AppendUint16(prefix, uint16(len(partitionKey)))
+	prefix = append(prefix, partitionKey...)
+	subtle.XORBytes(prefix[HeaderSize:], prefix[HeaderSize:], stream)
+	clear(okm)
+	// Writes nonce || ciphertext || tag after the prefix, which is the
+	// additional data.
+	aead.Seal(prefix, nil, payload, prefix)
+	copy(out[HeaderSize+bodyLen:], k.wrapped)
+
+	if k.destroyed.Load() {
+		clear(out)
+		return dst, ErrKeyDestroyed
+	}
+	return ret, nil
+}
+
+// Open authenticates and decrypts e, appends the partition key followed by
+// the payload to dst, and returns the updated slice and the length of the
+// partition key:
+//
+//	out, n, err := k.Open(dst, &e)
+//	partitionKey, payload := out[len(dst):len(dst)+n], out[len(dst)+n:]
+//
+// If e is not authentic under k (tampered, truncated, sealed for another
+// stream or under another data key), Open returns [ErrOpen] and dst
+// unchanged, and whatever it had written to the capacity of dst is cleared.
+// The remaining capacity of dst must not overlap e.
+func (k *Key) Open(dst []byte, e *Envelope) (out []byte, partitionKeyLen int, err error) {
+	if !e.valid() || !bytes.Equal(e.WrappedKey, k.wrapped) {
+		return dst, 0, ErrOpen
+	}
+	if k.destroyed.Load() {
+		return dst, 0, ErrKeyDestroyed
+	}
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+
+	// The partition key length comes first; its key stream is the start of
+	// the partition key's.
+	body := e.Body
+	aead, okm, err := k.recordKey(s, e.Salt, sha256.Size+2)
+	if err != nil {
+		return dst, 0, err
+	}
+	defer clear(okm)
+	n := int(binary.BigEndian.Uint16(body[:2]) ^ binary.BigEndian.Uint16(okm[sha256.Size:]))
+	if n > MaxPartitionKeySize || 2+n+NonceSize+TagSize > len(body) {
+		return dst, 0, ErrOpen
+	}
+	if okm, err = k.expand(s, e.Salt, okm, sha256.Size+2+n); err != nil {
+		return dst, 0, err
+	}
+	stream := okm[sha256.Size : sha256.Size+2+n]
+	spk := body[:2+n]
+
+	aad := appendHeader(s.aad[:0], len(e.WrappedKey), len(body))
+	aad = append(aad, e.Salt...)
+	aad = append(aad, spk...)
+	s.aad = aad[:0]
+
+	out, pk := sliceForAppend(dst, n)
+	if anyOverlap(out[:cap(out)], e.Body) {
+		panic("envelope: invalid buffer overlap")
+	}
+	subtle.XORBytes(pk, spk[2:], stream[2:])
+	out, err = aead.Open(out, nil, body[2+n:], aad)
+	if err != nil {
+		clear(pk)
+		return dst, 0, ErrOpen
+	}
+	if k.destroyed.Load() {
+		clear(out[len(dst):])
+		return dst, 0, ErrKeyDestroyed
+	}
+	return out, n, nil
+}
+
+// sliceForAppend takes a slice and a requested number of bytes. It returns a
+// slice with the contents of the given slice followed by that many bytes and
+// a second slice that aliases into it and contains only the extra bytes. If
+// the original slice has sufficient capacity then no allocation is
+// performed. (From crypto/cipher.)
+func sliceForAppend(in []byte, n int) (head, tail []byte) {
+	if total := len(in) + n; cap(in) >= total {
+		head = in[:total]
+	} else {
+		head = make([]byte, total)
+		copy(head, in)
+	}
+	tail = head[len(in):]
+	return
+}
