@@ -1,0 +1,26 @@
+// Package keycache caches KMS data keys for ksse producers and consumers.
+//
+// A [Producer] holds one data key per (KMS key, binding), where the binding
+// is the stream identity (the KMS encryption context and the envelope
+// associated data). It calls KMS GenerateDataKey when a key is first needed,
+// uses the key for its TTL (5 minutes by default, measured from creation),
+// and fetches the replacement in the background shortly before expiry, so
+// that once warm no record waits on KMS. Concurrent misses are coalesced:
+// one KMS call serves every goroutine waiting for the same key.
+//
+// A [Consumer] caches unwrapped data keys by wrapped key and binding, for the
+// same TTL, in a bounded LRU, so that a flood of distinct wrapped keys (from
+// anyone who can write to the stream) cannot grow memory without limit: at
+// most [Options].MaxEntries keys are held (10,000 by default, about 1 KiB
+// each). Concurrent misses for the same wrapped key are coalesced.
+//
+// Plaintext data keys returned by KMS are cleared as soon as the envelope key
+// is derived from them; derived keys are destroyed (cleared) when they are
+// evicted, replaced or expired, best effort.
+//
+// # Concurrency
+//
+// Producer and Consumer are safe for concurrent use by multiple goroutines.
+// Their Options must not be changed after construction. Close stops the
+// background refreshes and waits for them; no goroutine is left running.
+package keycache

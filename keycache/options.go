@@ -1,0 +1,98 @@
+package keycache
+
+import (
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+)
+
+// Default values of [Options].
+const (
+	DefaultTTL              = 5 * time.Minute
+	DefaultMaxRecordsPerKey = 1 << 32
+	DefaultMaxEntries       = 10000
+	DefaultCallTimeout      = 30 * time.Second
+	DefaultRefreshRetry     = 5 * time.Second
+)
+
+// Options configure a [Producer] or a [Consumer]. The zero value of every
+// field selects its documented default.
+type Options struct {
+	// TTL is how long a data key is used (producer) or an unwrapped key is
+	// kept (consumer), measured from its creation. Default 5 minutes.
+	TTL time.Duration
+
+	// RefreshAhead is how long before expiry a producer fetches the
+	// replacement key in the background. Default TTL/20 (15 s for the
+	// default TTL). A KMS outage shorter than this plus the time left on the
+	// current key fails no record. Negative disables refresh-ahead.
+	RefreshAhead time.Duration
+
+	// RefreshRetry is how long a producer waits after a failed background
+	// refresh before trying again (the current key stays in use until it
+	// expires). Default 5 s.
+	RefreshRetry time.Duration
+
+	// MaxRecordsPerKey retires a producer's data key after this many
+	// records. Default 2³² (see FORMAT.md, Limits). The count is kept in
+	// stripes so the hot path shares no counter; a key is retired when any
+	// stripe reaches its share, so slightly early, never late.
+	MaxRecordsPerKey uint64
+
+	// MaxBytesPerKey retires a producer's data key after this many payload
+	// bytes. Zero means no limit.
+	MaxBytesPerKey uint64
+
+	// MaxEntries bounds the number of unwrapped keys a consumer holds.
+	// Default 10,000. The least recently used key is evicted first.
+	MaxEntries int
+
+	// CallTimeout bounds each KMS call, which is shared by all callers
+	// waiting for it and so is not bound to one caller's context. Default
+	// 30 s. A caller whose own context ends first returns at once.
+	CallTimeout time.Duration
+
+	// AllowedKeyIDs, for a consumer, restricts the KMS keys whose data keys
+	// it unwraps (strict mode): key ARNs as KMS reports them in
+	// DecryptOutput.KeyId. With exactly one entry it is also sent as the
+	// KeyId of every Decrypt call, so KMS refuses any other key. Empty
+	// means any key the credentials may use.
+	AllowedKeyIDs []string
+
+	// KMSOptions are passed to every KMS call.
+	KMSOptions []func(*kms.Options)
+
+	// Now returns the current time. Default time.Now. Tests inject a fake
+	// clock here.
+	Now func() time.Time
+}
+
+func (o *Options) resolve() {
+	if o.TTL <= 0 {
+		o.TTL = DefaultTTL
+	}
+	if o.RefreshAhead == 0 {
+		o.RefreshAhead = o.TTL / 20
+	}
+	if o.RefreshAhead >= o.TTL {
+		o.RefreshAhead = o.TTL / 2
+	}
+	if o.RefreshRetry <= 0 {
+		o.RefreshRetry = DefaultRefreshRetry
+	}
+	if o.MaxRecordsPerKey == 0 {
+		o.MaxRecordsPerKey = DefaultMaxRecordsPerKey
+	}
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = DefaultCallTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.AllowedKeyIDs = slices.Clone(o.AllowedKeyIDs)
+	o.KMSOptions = slices.Clone(o.KMSOptions)
+}

@@ -1,0 +1,299 @@
+package keycache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/kmsiface"
+)
+
+// ErrClosed is returned by a cache after Close.
+var ErrClosed = errors.New("keycache: closed")
+
+// Binding is what a data key is bound to: the identity of one stream.
+type Binding struct {
+	// Context is the KMS encryption context of the data key. It must not
+	// change after the Binding is first used.
+	Context map[string]string
+	// AD is the envelope associated data (see envelope.NewKey). It must
+	// determine Context: two Bindings with the same AD must have equal
+	// Contexts.
+	AD string
+}
+
+// Producer caches one data key per (KMS key, Binding) for the producing side.
+// It is safe for concurrent use; see the package documentation.
+type Producer struct {
+	client kmsiface.Client
+	opts   Options
+
+	mu    sync.Mutex                        // serialises writes of slots
+	slots atomic.Pointer[map[slotKey]*slot] // copy on write
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+	c      counters
+}
+
+type slotKey struct{ keyID, ad string }
+
+// slot is the cache of one (KMS key, Binding).
+type slot struct {
+	keyID string
+	b     Binding
+	cur   atomic.Pointer[dataKey]
+
+	refreshing atomic.Bool  // a background refresh is in flight
+	retryAt    atomic.Int64 // no background refresh before, in UnixNano
+
+	mu      sync.Mutex
+	call    *call    // the GenerateDataKey in flight, if any
+	retired *dataKey // the key cur replaced, destroyed when cur is replaced
+}
+
+// dataKey is one data key in use by a producer.
+type dataKey struct {
+	key       *envelope.Key
+	keyARN    string
+	refreshAt time.Time
+	expires   time.Time
+	records   stripedCounter
+	bytes     stripedCounter
+	exhausted atomic.Bool
+}
+
+type call struct {
+	done chan struct{}
+	dk   *dataKey
+	err  error
+}
+
+// NewProducer returns a producer cache that calls client.GenerateDataKey.
+func NewProducer(client kmsiface.Client, optFns ...func(*Options)) *Producer {
+	var o Options
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	o.resolve()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Producer{client: client, opts: o, ctx: ctx, cancel: cancel}
+	m := make(map[slotKey]*slot)
+	p.slots.Store(&m)
+	return p
+}
+
+// Options returns the resolved options of p.
+func (p *Producer) Options() Options { return p.opts }
+
+// Key returns the data key to seal one record of n payload bytes for the KMS
+// key keyID (key ID, key ARN, alias name or alias ARN) and binding b.
+//
+// Once the cache is warm, Key returns without waiting on KMS. When no usable
+// key is cached (first use, expired, or retired by MaxRecordsPerKey or
+// MaxBytesPerKey) it waits for one GenerateDataKey call, shared with every
+// other goroutine waiting for the same key, or until ctx is done. A failed
+// KMS call is returned as a *kmsiface.Error. No key is returned when none
+// can be had: callers fail closed.
+func (p *Producer) Key(ctx context.Context, keyID string, b Binding, n int) (*envelope.Key, error) {
+	if p.closed.Load() {
+		return nil, ErrClosed
+	}
+	s := p.slot(keyID, b)
+	now := p.opts.Now()
+	if dk := s.cur.Load(); dk != nil && dk.use(now, n, &p.opts) {
+		p.c.hits.add(1)
+		if !now.Before(dk.refreshAt) {
+			p.refreshAhead(s, now)
+		}
+		return dk.key, nil
+	}
+	p.c.misses.Add(1)
+	for {
+		c := p.start(s, now)
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if c.err != nil {
+			return nil, c.err
+		}
+		now = p.opts.Now()
+		if c.dk.use(now, n, &p.opts) {
+			return c.dk.key, nil
+		}
+		// Exhausted already by other goroutines: fetch another.
+		if p.closed.Load() {
+			return nil, ErrClosed
+		}
+	}
+}
+
+// use counts one record of n bytes against dk and reports whether dk may
+// seal it.
+func (dk *dataKey) use(now time.Time, n int, o *Options) bool {
+	if dk.exhausted.Load() || !now.Before(dk.expires) {
+		return false
+	}
+	if dk.records.add(1) > o.MaxRecordsPerKey/stripes ||
+		o.MaxBytesPerKey > 0 && dk.bytes.add(uint64(n)) > o.MaxBytesPerKey/stripes {
+		dk.exhausted.Store(true)
+		return false
+	}
+	return true
+}
+
+func (p *Producer) slot(keyID string, b Binding) *slot {
+	if s, ok := (*p.slots.Load())[slotKey{keyID, b.AD}]; ok {
+		return s
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := *p.slots.Load()
+	if s, ok := old[slotKey{keyID, b.AD}]; ok {
+		return s
+	}
+	m := make(map[slotKey]*slot, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	s := &slot{keyID: keyID, b: b}
+	m[slotKey{keyID, b.AD}] = s
+	p.slots.Store(&m)
+	return s
+}
+
+// refreshAhead starts a background refresh of s unless one is in flight or
+// the last one failed less than RefreshRetry ago.
+func (p *Producer) refreshAhead(s *slot, now time.Time) {
+	if p.opts.RefreshAhead < 0 || s.refreshing.Load() || now.UnixNano() < s.retryAt.Load() {
+		return
+	}
+	if !s.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	p.start(s, now)
+}
+
+// start returns the GenerateDataKey call in flight for s, starting one if
+// there is none and s has no usable key.
+func (p *Producer) start(s *slot, now time.Time) *call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.call != nil {
+		return s.call
+	}
+	c := &call{done: make(chan struct{})}
+	if dk := s.cur.Load(); dk != nil && !dk.exhausted.Load() && now.Before(dk.refreshAt) {
+		// Another goroutine replaced the key meanwhile.
+		s.refreshing.Store(false)
+		c.dk = dk
+		close(c.done)
+		return c
+	}
+	s.call = c
+	p.wg.Add(1)
+	go p.fetch(s, c)
+	return c
+}
+
+// fetch makes the GenerateDataKey call c for s.
+func (p *Producer) fetch(s *slot, c *call) {
+	defer p.wg.Done()
+	dk, err := p.generate(s)
+	now := p.opts.Now()
+	s.mu.Lock()
+	if err == nil {
+		if s.retired != nil {
+			s.retired.key.Destroy()
+		}
+		s.retired = s.cur.Swap(dk)
+		p.c.refreshes.Add(1)
+	} else {
+		s.retryAt.Store(now.Add(p.opts.RefreshRetry).UnixNano())
+	}
+	c.dk, c.err = dk, err
+	s.call = nil
+	s.refreshing.Store(false)
+	s.mu.Unlock()
+	close(c.done)
+}
+
+func (p *Producer) generate(s *slot) (*dataKey, error) {
+	ctx, cancel := context.WithTimeout(p.ctx, p.opts.CallTimeout)
+	defer cancel()
+	p.c.calls.Add(1)
+	out, err := p.client.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{
+		KeyId:             &s.keyID,
+		KeySpec:           types.DataKeySpecAes256,
+		EncryptionContext: s.b.Context,
+	}, p.opts.KMSOptions...)
+	if err != nil {
+		if p.closed.Load() {
+			err = ErrClosed
+		}
+		err = kmsiface.Classify("GenerateDataKey", err)
+		p.c.fail(err)
+		return nil, err
+	}
+	defer clear(out.Plaintext)
+	key, err := envelope.NewKey(out.Plaintext, out.CiphertextBlob, []byte(s.b.AD))
+	if err != nil {
+		err = kmsiface.Classify("GenerateDataKey", fmt.Errorf("unusable data key: %w", err))
+		p.c.fail(err)
+		return nil, err
+	}
+	now := p.opts.Now()
+	dk := &dataKey{key: key, expires: now.Add(p.opts.TTL)}
+	if out.KeyId != nil {
+		dk.keyARN = *out.KeyId
+	}
+	dk.refreshAt = dk.expires
+	if p.opts.RefreshAhead > 0 {
+		dk.refreshAt = dk.expires.Add(-p.opts.RefreshAhead)
+	}
+	return dk, nil
+}
+
+// Stats returns the counters of p.
+func (p *Producer) Stats() Stats {
+	st := p.c.stats()
+	for _, s := range *p.slots.Load() {
+		if dk := s.cur.Load(); dk != nil && p.opts.Now().Before(dk.expires) {
+			st.Entries++
+		}
+	}
+	return st
+}
+
+// Close stops background refreshes, waits for KMS calls in flight, and
+// destroys every cached key. Key returns ErrClosed afterwards.
+func (p *Producer) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	p.cancel()
+	p.wg.Wait()
+	for _, s := range *p.slots.Load() {
+		s.mu.Lock()
+		if dk := s.cur.Swap(nil); dk != nil {
+			dk.key.Destroy()
+		}
+		if s.retired != nil {
+			s.retired.key.Destroy()
+			s.retired = nil
+		}
+		s.mu.Unlock()
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+package keycache
+
+import (
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ksse-go/ksse/kmsiface"
+)
+
+// Stats are the counters of a cache. Every field counts since construction.
+type Stats struct {
+	Hits     uint64 // lookups served from the cache
+	Misses   uint64 // lookups that needed a KMS call (coalesced or not)
+	KMSCalls uint64 // GenerateDataKey or Decrypt calls made
+	// Failures counts failed KMS calls by class: "AccessDenied",
+	// "KeyDisabled", "InvalidKeyState", "KeyNotFound", "Throttling",
+	// "OptInRequired", "InvalidKey", "InvalidCiphertext", "NotAllowed"
+	// (consumer strict mode) and "Other".
+	Failures  map[string]uint64
+	Refreshes uint64 // background refreshes that succeeded (producer)
+	Evictions uint64 // keys evicted before expiry to respect MaxEntries (consumer)
+	Entries   int    // keys held now
+}
+
+// ErrNotAllowed is returned by a consumer in strict mode for a wrapped key
+// of a KMS key that is not in [Options].AllowedKeyIDs.
+var ErrNotAllowed = errors.New("keycache: KMS key not in the allowed list")
+
+// errInvalidCiphertext classifies a wrapped key that KMS cannot decrypt.
+var errInvalidCiphertext = errors.New("kms: invalid ciphertext")
+
+// failureClass names the class of a KMS failure for Stats.Failures.
+func failureClass(err error) string {
+	switch c := kmsiface.ClassOf(err); {
+	case c == kmsiface.ErrAccessDenied:
+		return "AccessDenied"
+	case c == kmsiface.ErrKeyDisabled:
+		return "KeyDisabled"
+	case c == kmsiface.ErrInvalidKeyState:
+		return "InvalidKeyState"
+	case c == kmsiface.ErrKeyNotFound:
+		return "KeyNotFound"
+	case c == kmsiface.ErrThrottling:
+		return "Throttling"
+	case c == kmsiface.ErrOptInRequired:
+		return "OptInRequired"
+	case c == kmsiface.ErrInvalidKey:
+		return "InvalidKey"
+	case errors.Is(err, ErrNotAllowed):
+		return "NotAllowed"
+	case isInvalidCiphertext(err):
+		return "InvalidCiphertext"
+	}
+	return "Other"
+}
+
+// counters are the slow-path counters, shared by producer and consumer.
+type counters struct {
+	hits      stripedCounter
+	misses    atomic.Uint64
+	calls     atomic.Uint64
+	refreshes atomic.Uint64
+	evictions atomic.Uint64
+
+	mu       sync.Mutex
+	failures map[string]uint64
+}
+
+func (c *counters) fail(err error) {
+	class := failureClass(err)
+	c.mu.Lock()
+	if c.failures == nil {
+		c.failures = make(map[string]uint64)
+	}
+	c.failures[class]++
+	c.mu.Unlock()
+}
+
+func (c *counters) stats() Stats {
+	s := Stats{
+		Hits:      c.hits.load(),
+		Misses:    c.misses.Load(),
+		KMSCalls:  c.calls.Load(),
+		Refreshes: c.refreshes.Load(),
+		Evictions: c.evictions.Load(),
+		Failures:  make(map[string]uint64),
+	}
+	c.mu.Lock()
+	for k, v := range c.failures {
+		s.Failures[k] = v
+	}
+	c.mu.Unlock()
+	return s
+}
+
+// stripes is the number of cache lines a stripedCounter spreads over.
+const stripes = 8
+
+// stripedCounter is a counter that concurrent goroutines increment without
+// sharing a cache line most of the time: each increment goes to a random
+// stripe.
+type stripedCounter struct {
+	s [stripes]struct {
+		n atomic.Uint64
+		_ [56]byte
+	}
+}
+
+// add adds d to a random stripe and returns that stripe's new value.
+func (c *stripedCounter) add(d uint64) uint64 {
+	return c.s[rand.Uint32()%stripes].n.Add(d)
+}
+
+func (c *stripedCounter) load() uint64 {
+	var t uint64
+	for i := range c.s {
+		t += c.s[i].n.Load()
+	}
+	return t
+}
