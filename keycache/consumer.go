@@ -198,6 +198,11 @@ func permanent(err error) bool {
 	return errors.Is(err, ErrNotAllowed) || isInvalidCiphertext(err)
 }
 
+// IsInvalidCiphertext reports whether err is KMS refusing a wrapped key as
+// invalid for the encryption context or key given (InvalidCiphertextException
+// or IncorrectKeyException): a permanent failure of that wrapped key.
+func IsInvalidCiphertext(err error) bool { return isInvalidCiphertext(err) }
+
 func isInvalidCiphertext(err error) bool {
 	var ic *types.InvalidCiphertextException
 	var ik *types.IncorrectKeyException

@@ -1,0 +1,37 @@
+// Package record encrypts and decrypts Kinesis records with ksse envelopes:
+// the client-side counterpart of Kinesis server-side encryption.
+//
+// An [Encryptor] turns a plaintext record (stream, partition key, payload)
+// into what goes on the wire: an envelope as Data, a partition key that
+// reveals nothing ([OutboundPartitionKey]), and an ExplicitHashKey equal to
+// the hash key of the plaintext partition key, so records land on the same
+// shard, in the same order, as they would in plaintext. Its
+// [Encryptor.PutRecords] and [Encryptor.PutRecord] wrap the calls of a
+// *kinesis.Client.
+//
+// A [Decryptor] reverses it: [Decryptor.Decrypt] for one record's Data, and
+// [Decryptor.DecryptRecords] for the records of a GetRecords output, in
+// place.
+//
+// Data keys come from KMS (GenerateDataKey with the encryption context
+// {"kinesis:stream": NAME}) and are cached by package keycache: one KMS call
+// per TTL (5 minutes) on the producer, one per distinct wrapped key on the
+// consumer.
+//
+// # Errors
+//
+// Caller mistakes are reported before anything is sent or any KMS call is
+// made, and match the sentinel errors of this package with errors.Is:
+// [ErrInvalidStream], [ErrInvalidPartitionKey], [ErrRecordTooLarge].
+// KMS failures are *kmsiface.Error values, which match the classes of
+// package kmsiface (ErrKeyDisabled, ErrThrottling, …). A record that is not
+// authentic is [envelope.ErrOpen]; a plaintext record on a consumer that
+// does not allow plaintext is [ErrNotEncrypted].
+//
+// # Concurrency
+//
+// Encryptor and Decryptor are safe for concurrent use by multiple
+// goroutines, and are meant to be shared: each holds the key cache of the
+// program. Their Options must not be changed after construction. Close
+// stops their background work.
+package record

@@ -1,0 +1,186 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/hashkey"
+	"github.com/ksse-go/ksse/keycache"
+	"github.com/ksse-go/ksse/kmsiface"
+)
+
+// Encryptor encrypts records for the producing side. Create one with
+// [NewEncryptor] and share it; it is safe for concurrent use.
+type Encryptor struct {
+	cache *keycache.Producer
+	keyID atomic.Pointer[string]
+	opts  Options
+	bind  bindings
+}
+
+// NewEncryptor returns an Encryptor that seals records under data keys of
+// the KMS key keyID (key ID, key ARN, alias name or alias ARN), fetched with
+// client.GenerateDataKey. The key is not contacted until the first record.
+func NewEncryptor(client kmsiface.Client, keyID string, optFns ...func(*Options)) (*Encryptor, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil KMS client", ErrInvalidInput)
+	}
+	if keyID == "" {
+		return nil, fmt.Errorf("%w: empty KMS key ID", ErrInvalidInput)
+	}
+	var o Options
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	if err := o.resolve(); err != nil {
+		return nil, err
+	}
+	e := &Encryptor{opts: o, cache: keycache.NewProducer(client, o.cacheOptions)}
+	e.keyID.Store(&keyID)
+	return e, nil
+}
+
+// KeyID returns the KMS key that new data keys are generated under.
+func (e *Encryptor) KeyID() string { return *e.keyID.Load() }
+
+// Encrypted is an encrypted record as it goes on the wire.
+type Encrypted struct {
+	// Data is the envelope.
+	Data []byte
+	// PartitionKey is OutboundPartitionKey.
+	PartitionKey string
+	// ExplicitHashKey is the hash key of the plaintext partition key, in
+	// decimal, which routes the record to the shard the plaintext record
+	// would go to.
+	ExplicitHashKey string
+}
+
+// Encrypt encrypts one record for stream (name or ARN). It validates the
+// stream name, the partition key (1 to 256 Unicode characters) and the size
+// of the encrypted record against MaxRecordSize before sealing. No
+// plaintext is returned on failure.
+func (e *Encryptor) Encrypt(ctx context.Context, stream, partitionKey string, data []byte) (Encrypted, error) {
+	b, err := e.bind.kinesisStream(stream)
+	if err != nil {
+		return Encrypted{}, err
+	}
+	if err := checkPartitionKey(partitionKey); err != nil {
+		return Encrypted{}, err
+	}
+	env, err := e.seal(ctx, nil, b, partitionKey, data, len(OutboundPartitionKey))
+	if err != nil {
+		return Encrypted{}, err
+	}
+	return Encrypted{
+		Data:            env,
+		PartitionKey:    OutboundPartitionKey,
+		ExplicitHashKey: hashkey.Of(partitionKey),
+	}, nil
+}
+
+// Seal appends the envelope of one record, for stream s, to dst. It is the
+// low-level form of Encrypt, for destinations other than a Kinesis record
+// (Firehose records have no partition key: pass ""). overhead is what the
+// destination adds to the envelope's size when it applies MaxRecordSize.
+func (e *Encryptor) Seal(ctx context.Context, dst []byte, s Stream, partitionKey string, payload []byte, overhead int) ([]byte, error) {
+	if !s.valid() {
+		return dst, fmt.Errorf("%w: zero Stream", ErrInvalidStream)
+	}
+	return e.seal(ctx, dst, e.bind.of(s), partitionKey, payload, overhead)
+}
+
+func (e *Encryptor) seal(ctx context.Context, dst []byte, b *binding, partitionKey string, data []byte, overhead int) ([]byte, error) {
+	// Check the size once before any KMS call (a wrapped key is at least
+	// one byte) and once after, with the actual wrapped key.
+	if size := envelope.Overhead + len(partitionKey) + len(data) + 1 + overhead; size > e.opts.MaxRecordSize {
+		return dst, fmt.Errorf("%w: %d bytes encrypted, limit %d", ErrRecordTooLarge, size, e.opts.MaxRecordSize)
+	}
+	for attempt := 0; ; attempt++ {
+		key, err := e.cache.Key(ctx, *e.keyID.Load(), b.kb, len(data))
+		if err != nil {
+			return dst, err
+		}
+		if size := key.SealedSize(len(partitionKey), len(data)) + overhead; size > e.opts.MaxRecordSize {
+			return dst, fmt.Errorf("%w: %d bytes encrypted, limit %d", ErrRecordTooLarge, size, e.opts.MaxRecordSize)
+		}
+		if dst == nil {
+			dst = make([]byte, 0, key.SealedSize(len(partitionKey), len(data)))
+		}
+		out, err := key.Seal(dst, []byte(partitionKey), data)
+		if errors.Is(err, envelope.ErrKeyDestroyed) && attempt < 3 {
+			continue // replaced while in use; take the new one
+		}
+		return out, err
+	}
+}
+
+// Stats returns the counters of the Encryptor's key cache.
+func (e *Encryptor) Stats() keycache.Stats { return e.cache.Stats() }
+
+// Close stops the background key refreshes, waits for KMS calls in flight
+// and destroys the cached keys. Encrypt fails afterwards.
+func (e *Encryptor) Close() error { return e.cache.Close() }
+
+// checkPartitionKey applies the Kinesis rule: 1 to 256 Unicode characters.
+func checkPartitionKey(pk string) error {
+	if pk == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidPartitionKey)
+	}
+	if !utf8.ValidString(pk) {
+		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidPartitionKey)
+	}
+	if n := utf8.RuneCountInString(pk); n > MaxPartitionKeyLength {
+		return fmt.Errorf("%w: %d characters, more than %d", ErrInvalidPartitionKey, n, MaxPartitionKeyLength)
+	}
+	return nil
+}
+
+// binding is a parsed stream and its key cache binding.
+type binding struct {
+	s  Stream
+	kb keycache.Binding
+}
+
+// bindings caches the binding of each stream seen, by name or ARN as the
+// caller gave it, so that the hot path neither parses nor allocates.
+type bindings struct {
+	kinesis, firehose sync.Map // string → *binding
+	streams           sync.Map // Stream → *binding
+}
+
+// kinesisStream returns the binding of a Kinesis stream name or ARN.
+func (bs *bindings) kinesisStream(stream string) (*binding, error) {
+	return bs.get(&bs.kinesis, stream, KinesisStream)
+}
+
+// firehoseStream returns the binding of a Firehose stream name or ARN.
+func (bs *bindings) firehoseStream(stream string) (*binding, error) {
+	return bs.get(&bs.firehose, stream, FirehoseStream)
+}
+
+func (bs *bindings) get(m *sync.Map, stream string, parse func(string) (Stream, error)) (*binding, error) {
+	if b, ok := m.Load(stream); ok {
+		return b.(*binding), nil
+	}
+	s, err := parse(stream)
+	if err != nil {
+		return nil, err
+	}
+	b := bs.of(s)
+	m.Store(stream, b)
+	return b, nil
+}
+
+func (bs *bindings) of(s Stream) *binding {
+	if b, ok := bs.streams.Load(s); ok {
+		return b.(*binding)
+	}
+	b := &binding{s: s, kb: keycache.Binding{Context: s.EncryptionContext(), AD: s.String()}}
+	v, _ := bs.streams.LoadOrStore(s, b)
+	return v.(*binding)
+}

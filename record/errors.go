@@ -1,0 +1,85 @@
+package record
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+var (
+	// ErrInvalidPartitionKey is returned for an empty partition key or one
+	// longer than 256 Unicode characters, or not valid UTF-8.
+	ErrInvalidPartitionKey = errors.New("record: invalid partition key")
+	// ErrRecordTooLarge is returned for a record whose encrypted size
+	// exceeds the stream's record limit, or a request over its limit.
+	ErrRecordTooLarge = errors.New("record: record too large")
+	// ErrNotEncrypted is returned by a Decryptor for a record that is not an
+	// envelope when plaintext is not allowed.
+	ErrNotEncrypted = errors.New("record: record is not encrypted")
+	// ErrInvalidInput is returned for malformed calls: nil clients, nil
+	// inputs, too many entries.
+	ErrInvalidInput = errors.New("record: invalid input")
+)
+
+func errorf(format string, args ...any) error {
+	return fmt.Errorf("record: "+format, args...)
+}
+
+// RecordError is the failure of one record of a batch.
+type RecordError struct {
+	// Index is the position of the record in the caller's input.
+	Index int
+	// Err is why it failed: a Kinesis error code as a *ServiceError, an
+	// encryption or decryption error, or a KMS error.
+	Err error
+}
+
+func (e RecordError) Error() string { return fmt.Sprintf("record %d: %v", e.Index, e.Err) }
+func (e RecordError) Unwrap() error { return e.Err }
+
+// ServiceError is a per-record failure reported by Kinesis in a PutRecords
+// response, such as ProvisionedThroughputExceededException.
+type ServiceError struct {
+	Code, Message string
+}
+
+func (e *ServiceError) Error() string { return e.Code + ": " + e.Message }
+
+// BatchError lists the records of a batch that failed; the others
+// succeeded. It matches, with errors.Is and errors.As, the error of every
+// failed record.
+type BatchError struct {
+	Op     string // "PutRecords" or "DecryptRecords"
+	Failed []RecordError
+}
+
+func (e *BatchError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d record(s) failed", e.Op, len(e.Failed))
+	for i, f := range e.Failed {
+		if i == 3 {
+			fmt.Fprintf(&b, "; …")
+			break
+		}
+		fmt.Fprintf(&b, "; %v", f)
+	}
+	return b.String()
+}
+
+// Unwrap returns the errors of the failed records.
+func (e *BatchError) Unwrap() []error {
+	errs := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		errs[i] = f.Err
+	}
+	return errs
+}
+
+// Indexes returns the positions of the failed records, in order.
+func (e *BatchError) Indexes() []int {
+	idx := make([]int, len(e.Failed))
+	for i, f := range e.Failed {
+		idx[i] = f.Index
+	}
+	return idx
+}

@@ -1,0 +1,168 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/ksse-go/ksse/internal/hashkey"
+)
+
+// PutRecordsAPI is the part of *kinesis.Client that PutRecords calls.
+type PutRecordsAPI interface {
+	PutRecords(ctx context.Context, params *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
+}
+
+// PutRecordAPI is the part of *kinesis.Client that PutRecord calls.
+type PutRecordAPI interface {
+	PutRecord(ctx context.Context, params *kinesis.PutRecordInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordOutput, error)
+}
+
+var (
+	_ PutRecordsAPI = (*kinesis.Client)(nil)
+	_ PutRecordAPI  = (*kinesis.Client)(nil)
+)
+
+// ErrNotSent marks the records of a batch that were not sent because another
+// record of the same batch failed to encrypt: a batch is sent whole or not
+// at all, so records keep their order.
+var ErrNotSent = errors.New("record: not sent: another record of the batch failed to encrypt")
+
+// PutRecords encrypts every entry of in and sends them with one PutRecords
+// call of client, for the stream named by in.StreamARN or in.StreamName.
+// The caller's input is not modified.
+//
+// Each entry's partition key is hidden and its ExplicitHashKey set to the
+// hash key of the plaintext partition key, unless the caller set one. If any
+// entry fails to validate or encrypt, nothing is sent and the error is a
+// *BatchError that lists every entry: the ones at fault with their reason,
+// the others with ErrNotSent. If Kinesis rejects some records, PutRecords
+// returns its output and a *BatchError listing them (with a *ServiceError
+// each), by their index in in.Records, whose entries still hold the
+// plaintext for a retry. An error from the call itself is returned as is,
+// with a nil output.
+func (e *Encryptor) PutRecords(ctx context.Context, client PutRecordsAPI, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	if client == nil || in == nil {
+		return nil, fmt.Errorf("%w: nil client or input", ErrInvalidInput)
+	}
+	if n := len(in.Records); n < 1 || n > MaxPutRecordsEntries {
+		return nil, fmt.Errorf("%w: %d records, want 1 to %d", ErrInvalidInput, n, MaxPutRecordsEntries)
+	}
+	b, err := e.bind.kinesisStream(streamOf(in.StreamARN, in.StreamName))
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]types.PutRecordsRequestEntry, len(in.Records))
+	var failed []RecordError
+	total := 0
+	for i, r := range in.Records {
+		pk := aws.ToString(r.PartitionKey)
+		err := checkPartitionKey(pk)
+		var env []byte
+		if err == nil {
+			env, err = e.seal(ctx, nil, b, pk, r.Data, len(OutboundPartitionKey))
+		}
+		if err != nil {
+			failed = append(failed, RecordError{Index: i, Err: err})
+			continue
+		}
+		ehk := r.ExplicitHashKey
+		if ehk == nil {
+			ehk = aws.String(hashkey.Of(pk))
+		}
+		entries[i] = types.PutRecordsRequestEntry{
+			Data:            env,
+			PartitionKey:    aws.String(OutboundPartitionKey),
+			ExplicitHashKey: ehk,
+		}
+		total += len(env) + len(OutboundPartitionKey)
+	}
+	if failed == nil && total > e.opts.MaxPutRecordsSize {
+		err := fmt.Errorf("%w: request of %d bytes encrypted, limit %d", ErrRecordTooLarge, total, e.opts.MaxPutRecordsSize)
+		failed = append(failed, RecordError{Index: 0, Err: err})
+	}
+	if failed != nil {
+		clear(entries)
+		return nil, notSent("PutRecords", len(in.Records), failed)
+	}
+
+	req := *in
+	req.Records = entries
+	out, err := client.PutRecords(ctx, &req, e.kinesisOptions(optFns)...)
+	if err != nil {
+		return nil, err
+	}
+	if aws.ToInt32(out.FailedRecordCount) == 0 {
+		return out, nil
+	}
+	be := &BatchError{Op: "PutRecords"}
+	for i, r := range out.Records {
+		if r.ErrorCode != nil {
+			be.Failed = append(be.Failed, RecordError{Index: i, Err: &ServiceError{
+				Code: aws.ToString(r.ErrorCode), Message: aws.ToString(r.ErrorMessage)}})
+		}
+	}
+	if len(be.Failed) == 0 {
+		// Inconsistent response: count without codes. Report all.
+		for i := range in.Records {
+			be.Failed = append(be.Failed, RecordError{Index: i, Err: &ServiceError{Code: "Unknown", Message: "FailedRecordCount without per-record error"}})
+		}
+	}
+	return out, be
+}
+
+// notSent builds the error of a batch of n records that was not sent because
+// of failed; every record that did not fail itself is marked ErrNotSent.
+func notSent(op string, n int, failed []RecordError) *BatchError {
+	be := &BatchError{Op: op}
+	j := 0
+	for i := range n {
+		if j < len(failed) && failed[j].Index == i {
+			be.Failed = append(be.Failed, failed[j])
+			j++
+			continue
+		}
+		be.Failed = append(be.Failed, RecordError{Index: i, Err: ErrNotSent})
+	}
+	return be
+}
+
+// PutRecord encrypts one record and sends it with client.PutRecord, for the
+// stream named by in.StreamARN or in.StreamName. The caller's input is not
+// modified. Nothing is sent if encryption fails.
+func (e *Encryptor) PutRecord(ctx context.Context, client PutRecordAPI, in *kinesis.PutRecordInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordOutput, error) {
+	if client == nil || in == nil {
+		return nil, fmt.Errorf("%w: nil client or input", ErrInvalidInput)
+	}
+	enc, err := e.Encrypt(ctx, streamOf(in.StreamARN, in.StreamName), aws.ToString(in.PartitionKey), in.Data)
+	if err != nil {
+		return nil, err
+	}
+	req := *in
+	req.Data = enc.Data
+	req.PartitionKey = aws.String(enc.PartitionKey)
+	if req.ExplicitHashKey == nil {
+		req.ExplicitHashKey = aws.String(enc.ExplicitHashKey)
+	}
+	return client.PutRecord(ctx, &req, e.kinesisOptions(optFns)...)
+}
+
+func (e *Encryptor) kinesisOptions(optFns []func(*kinesis.Options)) []func(*kinesis.Options) {
+	if len(e.opts.KinesisOptions) == 0 {
+		return optFns
+	}
+	return append(slices.Clip(e.opts.KinesisOptions), optFns...)
+}
+
+// streamOf returns the ARN if set, else the name.
+func streamOf(arn, name *string) string {
+	if s := aws.ToString(arn); s != "" {
+		return s
+	}
+	return aws.ToString(name)
+}

@@ -1,0 +1,193 @@
+package record_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/hashkey"
+	"github.com/ksse-go/ksse/kmsiface"
+	"github.com/ksse-go/ksse/kmstest"
+	"github.com/ksse-go/ksse/record"
+)
+
+func newPair(t testing.TB, optFns ...func(*record.Options)) (*kmstest.KMS, string, *record.Encryptor, *record.Decryptor) {
+	t.Helper()
+	k := kmstest.New()
+	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	enc, err := record.NewEncryptor(k, arn, optFns...)
+	require.NoError(t, err)
+	dec, err := record.NewDecryptor(k, optFns...)
+	require.NoError(t, err)
+	t.Cleanup(func() { enc.Close(); dec.Close() })
+	return k, arn, enc, dec
+}
+
+func TestEncryptDecrypt(t *testing.T) {
+	ctx := context.Background()
+	_, arn, enc, dec := newPair(t)
+	r, err := enc.Encrypt(ctx, "orders", "customer-42", []byte("hello"))
+	require.NoError(t, err)
+	require.Equal(t, record.OutboundPartitionKey, r.PartitionKey)
+	require.Equal(t, hashkey.Of("customer-42"), r.ExplicitHashKey)
+	require.False(t, bytes.Contains(r.Data, []byte("customer-42")))
+	require.False(t, bytes.Contains(r.Data, []byte("hello")))
+
+	// By name or by ARN: the same stream.
+	d, err := dec.Decrypt(ctx, "arn:aws:kinesis:us-east-1:111122223333:stream/orders", r.Data)
+	require.NoError(t, err)
+	require.Equal(t, "customer-42", d.PartitionKey)
+	require.Equal(t, "hello", string(d.Data))
+	require.True(t, d.Encrypted)
+	require.Equal(t, arn, d.KeyARN)
+
+	// Another stream: not authentic.
+	_, err = dec.Decrypt(ctx, "payments", r.Data)
+	require.Equal(t, envelope.ErrOpen, err)
+}
+
+func TestPlaintextRecords(t *testing.T) {
+	ctx := context.Background()
+	_, _, _, dec := newPair(t)
+	_, err := dec.Decrypt(ctx, "s", []byte(`{"plain":true}`))
+	require.ErrorIs(t, err, record.ErrNotEncrypted)
+
+	_, _, _, lax := newPair(t, func(o *record.Options) { o.AllowPlaintext = true })
+	d, err := lax.Decrypt(ctx, "s", []byte(`{"plain":true}`))
+	require.NoError(t, err)
+	require.False(t, d.Encrypted)
+	require.Equal(t, `{"plain":true}`, string(d.Data))
+}
+
+func TestValidation(t *testing.T) {
+	ctx := context.Background()
+	k, _, enc, _ := newPair(t)
+	for _, tc := range []struct {
+		stream, pk string
+		data       []byte
+		want       error
+	}{
+		{"", "pk", nil, record.ErrInvalidStream},
+		{"bad name", "pk", nil, record.ErrInvalidStream},
+		{"arn:aws:kinesis:us-east-1:1:deliverystream/x", "pk", nil, record.ErrInvalidStream},
+		{strings.Repeat("s", 129), "pk", nil, record.ErrInvalidStream},
+		{"s", "", nil, record.ErrInvalidPartitionKey},
+		{"s", strings.Repeat("é", 257), nil, record.ErrInvalidPartitionKey},
+		{"s", "\xff", nil, record.ErrInvalidPartitionKey},
+		{"s", "pk", make([]byte, 1<<20), record.ErrRecordTooLarge},
+	} {
+		_, err := enc.Encrypt(ctx, tc.stream, tc.pk, tc.data)
+		require.ErrorIs(t, err, tc.want, "%q %q %d", tc.stream, tc.pk, len(tc.data))
+	}
+	require.Zero(t, k.Calls("GenerateDataKey"), "validation must come before any KMS call")
+	_, err := enc.Encrypt(ctx, "s", strings.Repeat("é", 256), nil)
+	require.NoError(t, err)
+}
+
+// fakeKinesis records what would be sent and fails the records it is told
+// to.
+type fakeKinesis struct {
+	got    []*kinesis.PutRecordsInput
+	failAt map[int]bool
+}
+
+func (f *fakeKinesis) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	f.got = append(f.got, in)
+	out := &kinesis.PutRecordsOutput{FailedRecordCount: aws.Int32(0)}
+	for i := range in.Records {
+		if f.failAt[i] {
+			out.Records = append(out.Records, types.PutRecordsResultEntry{
+				ErrorCode: aws.String("ProvisionedThroughputExceededException"), ErrorMessage: aws.String("slow down")})
+			*out.FailedRecordCount++
+			continue
+		}
+		out.Records = append(out.Records, types.PutRecordsResultEntry{SequenceNumber: aws.String("1"), ShardId: aws.String("shardId-0")})
+	}
+	return out, nil
+}
+
+func TestPutRecordsPartialFailure(t *testing.T) {
+	ctx := context.Background()
+	_, _, enc, dec := newPair(t)
+	f := &fakeKinesis{failAt: map[int]bool{1: true}}
+	in := &kinesis.PutRecordsInput{StreamName: aws.String("orders"), Records: []types.PutRecordsRequestEntry{
+		{PartitionKey: aws.String("a"), Data: []byte("one")},
+		{PartitionKey: aws.String("b"), Data: []byte("two")},
+		{PartitionKey: aws.String("c"), Data: []byte("three")},
+	}}
+	out, err := enc.PutRecords(ctx, f, in)
+	require.NotNil(t, out)
+	var be *record.BatchError
+	require.ErrorAs(t, err, &be)
+	require.Equal(t, []int{1}, be.Indexes())
+	var se *record.ServiceError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, "ProvisionedThroughputExceededException", se.Code)
+	// The caller's input is untouched and still holds the plaintext.
+	require.Equal(t, "two", string(in.Records[be.Failed[0].Index].Data))
+
+	require.Len(t, f.got, 1)
+	for i, r := range f.got[0].Records {
+		require.Equal(t, record.OutboundPartitionKey, *r.PartitionKey)
+		require.Equal(t, hashkey.Of(*in.Records[i].PartitionKey), *r.ExplicitHashKey)
+		d, err := dec.Decrypt(ctx, "orders", r.Data)
+		require.NoError(t, err)
+		require.Equal(t, string(in.Records[i].Data), string(d.Data))
+	}
+}
+
+func TestPutRecordsFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	k, arn, enc, _ := newPair(t)
+	require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStateDisabled))
+	f := &fakeKinesis{}
+	_, err := enc.PutRecords(ctx, f, &kinesis.PutRecordsInput{StreamName: aws.String("orders"), Records: []types.PutRecordsRequestEntry{
+		{PartitionKey: aws.String("a"), Data: []byte("one")},
+		{PartitionKey: aws.String("b"), Data: []byte("two")},
+	}})
+	require.ErrorIs(t, err, kmsiface.ErrKeyDisabled)
+	var be *record.BatchError
+	require.ErrorAs(t, err, &be)
+	require.Equal(t, []int{0, 1}, be.Indexes())
+	require.Empty(t, f.got, "nothing may be sent when encryption fails")
+}
+
+func TestDecryptRecords(t *testing.T) {
+	ctx := context.Background()
+	_, _, enc, dec := newPair(t)
+	good, err := enc.Encrypt(ctx, "s", "pk", []byte("payload"))
+	require.NoError(t, err)
+	tamperedBody := bytes.Clone(good.Data)
+	tamperedBody[envelope.HeaderSize+3] ^= 1
+	tamperedKey := bytes.Clone(good.Data)
+	tamperedKey[len(tamperedKey)-5] ^= 1
+	recs := []types.Record{
+		{Data: good.Data, PartitionKey: aws.String(good.PartitionKey)},
+		{Data: tamperedBody, PartitionKey: aws.String(good.PartitionKey)},
+		{Data: []byte("plain"), PartitionKey: aws.String("p")},
+		{Data: tamperedKey, PartitionKey: aws.String(good.PartitionKey)},
+	}
+	err = dec.DecryptRecords(ctx, "s", recs)
+	var be *record.BatchError
+	require.ErrorAs(t, err, &be)
+	require.Equal(t, []int{1, 2, 3}, be.Indexes())
+	require.Equal(t, envelope.ErrOpen, be.Failed[0].Err)
+	require.ErrorIs(t, be.Failed[1].Err, record.ErrNotEncrypted)
+	require.Equal(t, envelope.ErrOpen, be.Failed[2].Err, "a refused wrapped key is an authentication failure too")
+	require.Nil(t, recs[3].Data)
+	require.Equal(t, "payload", string(recs[0].Data))
+	require.Equal(t, "pk", *recs[0].PartitionKey)
+	require.Equal(t, types.EncryptionTypeKms, recs[0].EncryptionType)
+	require.Nil(t, recs[1].Data)
+	require.Nil(t, recs[2].Data)
+	require.True(t, errors.Is(err, envelope.ErrOpen))
+}
