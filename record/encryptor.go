@@ -17,10 +17,14 @@ import (
 // Encryptor encrypts records for the producing side. Create one with
 // [NewEncryptor] and share it; it is safe for concurrent use.
 type Encryptor struct {
-	cache *keycache.Producer
-	keyID atomic.Pointer[string]
-	opts  Options
-	bind  bindings
+	client kmsiface.Client
+	cache  *keycache.Producer
+	keyID  atomic.Pointer[string]
+	opts   Options
+	bind   bindings
+
+	statusMu sync.Mutex
+	status   KeyStatus
 }
 
 // NewEncryptor returns an Encryptor that seals records under data keys of
@@ -40,8 +44,9 @@ func NewEncryptor(client kmsiface.Client, keyID string, optFns ...func(*Options)
 	if err := o.resolve(); err != nil {
 		return nil, err
 	}
-	e := &Encryptor{opts: o, cache: keycache.NewProducer(client, o.cacheOptions)}
+	e := &Encryptor{client: client, opts: o, cache: keycache.NewProducer(client, o.cacheOptions)}
 	e.keyID.Store(&keyID)
+	e.status = KeyStatus{State: KeyEnabled, KeyID: keyID}
 	return e, nil
 }
 

@@ -191,3 +191,43 @@ func TestDecryptRecords(t *testing.T) {
 	require.Nil(t, recs[2].Data)
 	require.True(t, errors.Is(err, envelope.ErrOpen))
 }
+
+func TestSetKeyID(t *testing.T) {
+	ctx := context.Background()
+	k, arn1, enc, dec := newPair(t)
+	r1, err := enc.Encrypt(ctx, "s", "pk", []byte("under key 1"))
+	require.NoError(t, err)
+
+	_, asym := k.CreateKey(kmstypes.KeySpecRsa2048)
+	err = enc.SetKeyID(ctx, asym)
+	require.ErrorIs(t, err, kmsiface.ErrInvalidKey)
+	st := enc.KeyStatus()
+	require.Equal(t, record.KeyEnablingFailed, st.State)
+	require.Equal(t, arn1, st.KeyID)
+
+	_, disabled := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	require.NoError(t, k.SetKeyState(disabled, kmstypes.KeyStateDisabled))
+	require.ErrorIs(t, enc.SetKeyID(ctx, disabled), kmsiface.ErrKeyDisabled)
+	require.ErrorIs(t, enc.SetKeyID(ctx, "alias/nope"), kmsiface.ErrKeyNotFound)
+
+	// Still sealing under key 1.
+	r, err := enc.Encrypt(ctx, "s", "pk", []byte("still key 1"))
+	require.NoError(t, err)
+	d, err := dec.Decrypt(ctx, "s", r.Data)
+	require.NoError(t, err)
+	require.Equal(t, arn1, d.KeyARN)
+
+	_, arn2 := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	require.NoError(t, enc.SetKeyID(ctx, arn2))
+	require.Equal(t, record.KeyStatus{State: record.KeyEnabled, KeyID: arn2}, enc.KeyStatus())
+	r2, err := enc.Encrypt(ctx, "s", "pk", []byte("under key 2"))
+	require.NoError(t, err)
+	for _, c := range []struct {
+		data []byte
+		arn  string
+	}{{r1.Data, arn1}, {r2.Data, arn2}} {
+		d, err := dec.Decrypt(ctx, "s", c.data)
+		require.NoError(t, err)
+		require.Equal(t, c.arn, d.KeyARN)
+	}
+}
