@@ -166,28 +166,14 @@ func TestKinesis(t *testing.T) {
 		Records:    []types.PutRecordsRequestEntry{{PartitionKey: aws.String("a"), Data: big1}},
 	})
 	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		t.Logf("PutRecords of 1 MiB + 1 byte: %s: %s", apiErr.ErrorCode(), apiErr.ErrorMessage())
-	} else {
-		t.Logf("PutRecords of 1 MiB + 1 byte: err = %v", err)
-	}
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "ValidationException" {
 		t.Errorf("PutRecords of 1 MiB + 1 byte: err = %v, want ValidationException", err)
 	}
+	// PutRecord (singular) does not check the size: moto accepts this.
 	_, err = client.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(stream), PartitionKey: aws.String("a"), Data: big1})
 	t.Logf("PutRecord of 1 MiB + 1 byte: err = %v", err)
-
-	// Hash keys moto mishandles, tried once each (no retries).
-	once := func(o *kinesis.Options) { o.RetryMaxAttempts = 1 }
-	for _, hk := range []string{
-		aws.ToString(shards.Shards[0].HashKeyRange.EndingHashKey),
-		maxKey.String(),
-		"-1",
-		"abc",
-	} {
-		_, err := client.PutRecord(ctx, &kinesis.PutRecordInput{
-			StreamName: aws.String(stream), PartitionKey: aws.String("pk"), ExplicitHashKey: aws.String(hk), Data: []byte("x"),
-		}, once)
-		t.Logf("PutRecord with ExplicitHashKey %s: err = %v", hk, err)
-	}
+	// Not exercised here: moto answers HTTP 500 (an internal error that the
+	// SDK retries) for an ExplicitHashKey equal to any shard's
+	// EndingHashKey, including 2^128-1, and for a negative or non-numeric
+	// one.
 }
