@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/fips140"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
@@ -106,10 +107,32 @@ type scratch struct {
 	inner, outer hash.Hash
 	ctr          [1]byte
 	sum          [sha256.Size]byte
-	// okm is the output of HKDF-Expand: the record key, then the key stream
-	// of the sealed partition key.
-	okm [sha256.Size + 2 + MaxPartitionKeySize + sha256.Size]byte
-	aad []byte
+	okm          [sha256.Size]byte // the record key, while it is derived
+	ctrBlock     [aes.BlockSize]byte
+	stream       [aes.BlockSize]byte
+	aad          []byte
+	pk           []byte
+
+	// rnd holds random bytes from crypto/rand, consumed from rndOff on and
+	// cleared as they are used, so that a record costs a fraction of a
+	// crypto/rand call instead of one or two.
+	rnd    [512]byte
+	rndOff int
+}
+
+// random fills b (at most len(s.rnd) bytes) with random bytes.
+func (s *scratch) random(b []byte) {
+	if s.rndOff == 0 || s.rndOff+len(b) > len(s.rnd) {
+		rand.Read(s.rnd[:])
+		s.rndOff = 0
+	}
+	r := s.rnd[s.rndOff : s.rndOff+len(b)]
+	copy(b, r)
+	clear(r)
+	s.rndOff += len(b)
+	if s.rndOff == len(s.rnd) {
+		s.rndOff = 0
+	}
 }
 
 var scratchPool = sync.Pool{New: func() any {
@@ -143,25 +166,57 @@ func (k *Key) expand(s *scratch, salt, okm []byte, n int) ([]byte, error) {
 	return okm, nil
 }
 
-// recordKey derives the first n bytes of HKDF-Expand for salt (n ≥ 32) and
-// returns AES-256-GCM keyed with the record key, its first 32 bytes. The
-// record key is cleared from okm, which is returned for the partition key
-// stream that follows it.
-func (k *Key) recordKey(s *scratch, salt []byte, n int) (cipher.AEAD, []byte, error) {
-	okm, err := k.expand(s, salt, s.okm[:0], n)
+// randomNonceGCM selects the AES-GCM constructor. In FIPS 140-3 mode
+// (GODEBUG=fips140=on or only) Seal uses cipher.NewGCMWithRandomNonce, the
+// approved way to use GCM, which draws the nonce itself. Otherwise it uses
+// cipher.NewGCM with a nonce from the same buffered crypto/rand stream as the
+// salt, which saves a crypto/rand call per record. Both write the same
+// format: a random nonce in front of the ciphertext.
+var randomNonceGCM = fips140.Enabled()
+
+// recordKey derives the record key for salt and returns AES-256 keyed with
+// it, and AES-256-GCM over that block: with random nonces (nonce ||
+// ciphertext in and out) if randomNonceGCM, else with explicit nonces.
+func (k *Key) recordKey(s *scratch, salt []byte) (cipher.Block, cipher.AEAD, error) {
+	okm, err := k.expand(s, salt, s.okm[:0], sha256.Size)
 	if err != nil {
 		return nil, nil, err
 	}
 	b, err := aes.NewCipher(okm[:sha256.Size])
-	clear(okm[:sha256.Size])
+	clear(okm)
 	if err != nil {
 		return nil, nil, err
 	}
-	aead, err := cipher.NewGCMWithRandomNonce(b)
+	var aead cipher.AEAD
+	if randomNonceGCM {
+		aead, err = cipher.NewGCMWithRandomNonce(b)
+	} else {
+		aead, err = cipher.NewGCM(b)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	return aead, okm, nil
+	return b, aead, nil
+}
+
+// pkCounter is the first 12 bytes of the AES-CTR counter blocks of the
+// partition key stream. AES-GCM uses the counter blocks nonce || i (i ≥ 1)
+// and the zero block, so the two uses of the record key never share an AES
+// input as long as the nonce is not twelve 0xFF bytes, which Seal ensures
+// and Open checks.
+var pkCounter = [12]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// xorPartitionKeyStream XORs buf with AES-CTR under b, with initial counter
+// block pkCounter || 0x00000000, starting at block index first.
+func xorPartitionKeyStream(s *scratch, b cipher.Block, buf []byte, first uint32) {
+	copy(s.ctrBlock[:12], pkCounter[:])
+	for i := first; len(buf) > 0; i++ {
+		binary.BigEndian.PutUint32(s.ctrBlock[12:], i)
+		b.Encrypt(s.stream[:], s.ctrBlock[:])
+		n := subtle.XORBytes(buf, buf, s.stream[:])
+		buf = buf[n:]
+	}
+	clear(s.stream[:])
 }
 
 // SealedSize returns the size of the envelope that [Key.Seal] writes for a
@@ -198,28 +253,39 @@ func (k *Key) Seal(dst, partitionKey, payload []byte) ([]byte, error) {
 	if anyOverlap(out, partitionKey) || anyOverlap(out, payload) {
 		panic("envelope: invalid buffer overlap")
 	}
-
-	prefix := appendHeader(out[:0], len(k.wrapped), bodyLen)
-	salt := prefix[len(prefix):HeaderSize]
-	rand.Read(salt)
-	prefix = prefix[:HeaderSize]
-
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
-	aead, okm, err := k.recordKey(s, salt, sha256.Size+spkLen)
-	if err != nil {
-		clear(out)
-		return dst, err
+
+	for {
+		prefix := appendHeader(out[:0], len(k.wrapped), bodyLen)
+		salt := prefix[len(prefix):HeaderSize]
+		s.random(salt)
+		prefix = prefix[:HeaderSize]
+
+		b, aead, err := k.recordKey(s, salt)
+		if err != nil {
+			clear(out)
+			return dst, err
+		}
+		// The sealed partition key: (uint16 length || partition key) XOR
+		// the partition key stream.
+		prefix = binary.BigEndian.AppendUint16(prefix, uint16(len(partitionKey)))
+		prefix = append(prefix, partitionKey...)
+		xorPartitionKeyStream(s, b, prefix[HeaderSize:], 0)
+		// Writes nonce || ciphertext || tag after the prefix, which is the
+		// additional data.
+		if randomNonceGCM {
+			aead.Seal(prefix, nil, payload, prefix)
+		} else {
+			nonce := prefix[len(prefix) : len(prefix)+NonceSize]
+			s.random(nonce)
+			aead.Seal(prefix[:len(prefix)+NonceSize], nonce, payload, prefix)
+		}
+		if !reservedNonce(out[HeaderSize+spkLen : HeaderSize+spkLen+NonceSize]) {
+			break
+		}
+		// Probability 2⁻⁹⁶: seal again, with a new salt and nonce.
 	}
-	stream := okm[sha256.Size : sha256.Size+spkLen]
-	// The sealed partition key: (uint16 length || partition key) XOR stream.
-	prefix = binary.BigEndian.AppendUint16(prefix, uint16(len(partitionKey)))
-	prefix = append(prefix, partitionKey...)
-	subtle.XORBytes(prefix[HeaderSize:], prefix[HeaderSize:], stream)
-	clear(okm)
-	// Writes nonce || ciphertext || tag after the prefix, which is the
-	// additional data.
-	aead.Seal(prefix, nil, payload, prefix)
 	copy(out[HeaderSize+bodyLen:], k.wrapped)
 
 	if k.destroyed.Load() {
@@ -227,6 +293,11 @@ func (k *Key) Seal(dst, partitionKey, payload []byte) ([]byte, error) {
 		return dst, ErrKeyDestroyed
 	}
 	return ret, nil
+}
+
+// reservedNonce reports whether nonce is pkCounter, which no envelope uses.
+func reservedNonce(nonce []byte) bool {
+	return string(nonce) == string(pkCounter[:])
 }
 
 // Open authenticates and decrypts e, appends the partition key followed by
@@ -250,22 +321,21 @@ func (k *Key) Open(dst []byte, e *Envelope) (out []byte, partitionKeyLen int, er
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
 
-	// The partition key length comes first; its key stream is the start of
-	// the partition key's.
 	body := e.Body
-	aead, okm, err := k.recordKey(s, e.Salt, sha256.Size+2)
+	b, aead, err := k.recordKey(s, e.Salt)
 	if err != nil {
 		return dst, 0, err
 	}
-	defer clear(okm)
-	n := int(binary.BigEndian.Uint16(body[:2]) ^ binary.BigEndian.Uint16(okm[sha256.Size:]))
-	if n > MaxPartitionKeySize || 2+n+NonceSize+TagSize > len(body) {
+	// The partition key length comes first: decrypt it alone, check it, then
+	// decrypt the partition key into dst.
+	var l [2]byte
+	copy(l[:], body[:2])
+	xorPartitionKeyStream(s, b, l[:], 0)
+	n := int(binary.BigEndian.Uint16(l[:]))
+	if n > MaxPartitionKeySize || 2+n+NonceSize+TagSize > len(body) ||
+		reservedNonce(body[2+n:2+n+NonceSize]) {
 		return dst, 0, ErrOpen
 	}
-	if okm, err = k.expand(s, e.Salt, okm, sha256.Size+2+n); err != nil {
-		return dst, 0, err
-	}
-	stream := okm[sha256.Size : sha256.Size+2+n]
 	spk := body[:2+n]
 
 	aad := appendHeader(s.aad[:0], len(e.WrappedKey), len(body))
@@ -277,8 +347,19 @@ func (k *Key) Open(dst []byte, e *Envelope) (out []byte, partitionKeyLen int, er
 	if anyOverlap(out[:cap(out)], e.Body) {
 		panic("envelope: invalid buffer overlap")
 	}
-	subtle.XORBytes(pk, spk[2:], stream[2:])
-	out, err = aead.Open(out, nil, body[2+n:], aad)
+	// The stream's first two bytes covered the length: decrypt the key from
+	// a copy of the sealed bytes that includes them.
+	if n > 0 {
+		s.pk = append(s.pk[:0], spk...)
+		xorPartitionKeyStream(s, b, s.pk, 0)
+		copy(pk, s.pk[2:])
+		clear(s.pk)
+	}
+	if randomNonceGCM {
+		out, err = aead.Open(out, nil, body[2+n:], aad)
+	} else {
+		out, err = aead.Open(out, body[2+n:2+n+NonceSize], body[2+n+NonceSize:], aad)
+	}
 	if err != nil {
 		clear(pk)
 		return dst, 0, ErrOpen
