@@ -1,0 +1,141 @@
+package record_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/kmstest"
+	"github.com/ksse-go/ksse/record"
+)
+
+// fakeClock is a clock that tests advance by hand.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newFakeClock() *fakeClock {
+	c := &fakeClock{}
+	c.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// TestKMSCallsPerHour runs three producers of 64 goroutines each for a
+// simulated hour with the default TTL, then one consumer over all their
+// records, and counts KMS calls: about one GenerateDataKey per TTL per
+// producer (refresh-ahead included), and exactly one Decrypt per distinct
+// wrapped key.
+func TestKMSCallsPerHour(t *testing.T) {
+	const (
+		producers  = 3
+		goroutines = 64
+		step       = 15 * time.Second // simulated time between records of a goroutine
+		hour       = time.Hour
+	)
+	ctx := context.Background()
+	clock := newFakeClock()
+	k := kmstest.New()
+	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	withClock := func(o *record.Options) { o.Cache.Now = clock.Now }
+
+	encs := make([]*record.Encryptor, producers)
+	for i := range encs {
+		var err error
+		encs[i], err = record.NewEncryptor(k, arn, withClock)
+		require.NoError(t, err)
+		defer encs[i].Close()
+	}
+	dec, err := record.NewDecryptor(k, withClock)
+	require.NoError(t, err)
+	defer dec.Close()
+
+	var (
+		mu      sync.Mutex
+		batch   [][]byte
+		wrapped = map[string]bool{}
+	)
+	for elapsed := time.Duration(0); elapsed < hour; elapsed += step {
+		var wg sync.WaitGroup
+		for p, enc := range encs {
+			for g := range goroutines {
+				wg.Go(func() {
+					r, err := enc.Encrypt(ctx, "orders", fmt.Sprintf("p%d-g%d", p, g), []byte("payload"))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					batch = append(batch, r.Data)
+					mu.Unlock()
+				})
+			}
+		}
+		wg.Wait()
+		// Let background refreshes started in this step land before the
+		// clock moves: the in-process KMS answers at once.
+		waitForRefreshes(t, encs)
+		// The consumer keeps up with the producers.
+		for _, d := range batch {
+			wrapped[wrappedKeyOf(t, d)] = true
+			_, err := dec.Decrypt(ctx, "orders", d)
+			require.NoError(t, err)
+		}
+		batch = batch[:0]
+		clock.Advance(step)
+	}
+
+	generate := k.Calls("GenerateDataKey")
+	t.Logf("GenerateDataKey: %d for %d producers over a simulated hour (%.1f per producer); Decrypt: %d for %d distinct wrapped keys",
+		generate, producers, float64(generate)/producers, k.Calls("Decrypt"), len(wrapped))
+	for _, enc := range encs {
+		require.LessOrEqual(t, enc.Stats().KMSCalls, uint64(14), "GenerateDataKey calls per producer per hour")
+		require.GreaterOrEqual(t, enc.Stats().KMSCalls, uint64(12), "a data key lives at most one TTL")
+	}
+	require.Equal(t, int64(len(wrapped)), k.Calls("Decrypt"), "exactly one Decrypt per distinct wrapped key")
+	require.Equal(t, uint64(len(wrapped)), dec.Stats().KMSCalls)
+}
+
+// waitForRefreshes waits until no producer has a KMS call in flight.
+func waitForRefreshes(t *testing.T, encs []*record.Encryptor) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		settled := true
+		for _, e := range encs {
+			st := e.Stats()
+			if st.KMSCalls != st.Refreshes+uint64(sumFailures(st.Failures)) {
+				settled = false
+			}
+		}
+		if settled {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("background refresh did not finish")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func sumFailures(m map[string]uint64) (n uint64) {
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// wrappedKeyOf returns the wrapped key of an envelope, as a map key.
+func wrappedKeyOf(t *testing.T, data []byte) string {
+	t.Helper()
+	e, _, err := envelope.Parse(data)
+	require.NoError(t, err)
+	return string(e.WrappedKey)
+}
