@@ -158,6 +158,9 @@ func TestDestroy(t *testing.T) {
 }
 
 func TestAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector adds allocations")
+	}
 	k := newTestKey(t, "kinesis:a")
 	payload := make([]byte, 1024)
 	dst := make([]byte, 0, k.SealedSize(8, len(payload)))
