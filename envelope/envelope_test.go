@@ -170,6 +170,8 @@ func TestAllocations(t *testing.T) {
 	seal := testing.AllocsPerRun(100, func() { k.Seal(dst[:0], []byte("pk-12345"), payload) })
 	open := testing.AllocsPerRun(100, func() { k.Open(out[:0], &e) })
 	t.Logf("allocs: seal %.0f, open %.0f", seal, open)
-	require.LessOrEqual(t, seal, 3.0)
-	require.LessOrEqual(t, open, 3.0)
+	// The two allocations are the AES block and the GCM of the record key,
+	// which crypto/aes and crypto/cipher allocate; the target is at most 3.
+	require.LessOrEqual(t, seal, 2.0)
+	require.LessOrEqual(t, open, 2.0)
 }
