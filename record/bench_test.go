@@ -6,6 +6,7 @@ import (
 
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
+	"github.com/ksse-go/ksse/internal/benchheap"
 	"github.com/ksse-go/ksse/kmstest"
 	"github.com/ksse-go/ksse/record"
 )
@@ -39,6 +40,7 @@ func benchEncryptor(b *testing.B) (*record.Encryptor, *record.Decryptor) {
 func BenchmarkEncrypt(b *testing.B) {
 	for _, s := range benchSizes {
 		b.Run(s.name, func(b *testing.B) {
+			benchheap.Hold(b)
 			enc, _ := benchEncryptor(b)
 			ctx := context.Background()
 			payload := make([]byte, s.n)
@@ -57,6 +59,7 @@ func BenchmarkEncrypt(b *testing.B) {
 func BenchmarkDecrypt(b *testing.B) {
 	for _, s := range benchSizes {
 		b.Run(s.name, func(b *testing.B) {
+			benchheap.Hold(b)
 			enc, dec := benchEncryptor(b)
 			ctx := context.Background()
 			r, err := enc.Encrypt(ctx, "bench", "user-00012345", make([]byte, s.n))
@@ -81,6 +84,7 @@ func BenchmarkDecrypt(b *testing.B) {
 // GOMAXPROCS goroutines sharing one Encryptor: run with -cpu 1,2 to see the
 // hit path scale.
 func BenchmarkEncryptParallel(b *testing.B) {
+	benchheap.Hold(b)
 	enc, _ := benchEncryptor(b)
 	ctx := context.Background()
 	b.SetBytes(1 << 10)
