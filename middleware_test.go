@@ -1,0 +1,175 @@
+package ksse
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/hashkey"
+	"github.com/ksse-go/ksse/internal/motoserver"
+	"github.com/ksse-go/ksse/internal/motoserver/mototest"
+	"github.com/ksse-go/ksse/record"
+)
+
+func TestIteratorStreamsBound(t *testing.T) {
+	m := newIteratorStreams(8)
+	for i := range 20 {
+		m.put(fmt.Sprint("it", i), fmt.Sprint("s", i))
+		// The latest four are always remembered.
+		for j := max(0, i-3); j <= i; j++ {
+			s, ok := m.get(fmt.Sprint("it", j))
+			require.True(t, ok, "after %d puts, iterator %d forgotten", i+1, j)
+			require.Equal(t, fmt.Sprint("s", j), s)
+		}
+		require.LessOrEqual(t, len(m.cur)+len(m.old), 8)
+	}
+	_, ok := m.get("it0")
+	require.False(t, ok)
+	_, ok = m.get("never")
+	require.False(t, ok)
+}
+
+func TestStreamOfConsumer(t *testing.T) {
+	for in, want := range map[string]string{
+		"orders": "orders",
+		"arn:aws:kinesis:us-east-1:1:stream/orders":                            "arn:aws:kinesis:us-east-1:1:stream/orders",
+		"arn:aws:kinesis:us-east-1:1:stream/orders/consumer/app:1700000000":    "arn:aws:kinesis:us-east-1:1:stream/orders",
+		"arn:aws-cn:kinesis:cn-north-1:1:stream/a.b-c/consumer/x/consumer/y:1": "arn:aws-cn:kinesis:cn-north-1:1:stream/a.b-c",
+		"not-an-arn/consumer/x": "not-an-arn/consumer/x",
+	} {
+		require.Equal(t, want, streamOfConsumer(in), in)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	// In this module's own tests ksse is the main module, not a dependency.
+	require.Equal(t, "devel", version())
+}
+
+// headerRecorder is an HTTP client that records the User-Agent of every
+// request it sends.
+type headerRecorder struct {
+	next aws.HTTPClient
+	mu   sync.Mutex
+	uas  []string
+}
+
+func (h *headerRecorder) Do(req *http.Request) (*http.Response, error) {
+	h.mu.Lock()
+	h.uas = append(h.uas, req.Header.Get("User-Agent"))
+	h.mu.Unlock()
+	return h.next.Do(req)
+}
+
+// TestMoto runs the option against moto's Kinesis and KMS, with the real
+// SDK clients: records land on the shard of their plaintext partition key,
+// the stream holds only envelopes, and the application reads plaintext.
+func TestMoto(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := mototest.Shared(t).AWSConfig()
+
+	key, err := kms.NewFromConfig(cfg).CreateKey(ctx, &kms.CreateKeyInput{})
+	require.NoError(t, err)
+	enc, err := record.NewEncryptor(kms.NewFromConfig(cfg), aws.ToString(key.KeyMetadata.Arn))
+	require.NoError(t, err)
+	defer enc.Close()
+	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg))
+	require.NoError(t, err)
+	defer dec.Close()
+
+	raw := kinesis.NewFromConfig(cfg)
+	stream := motoserver.UniqueName("ksse-middleware")
+	_, err = raw.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(stream), ShardCount: aws.Int32(2)})
+	require.NoError(t, err)
+	defer raw.DeleteStream(context.Background(), &kinesis.DeleteStreamInput{StreamName: aws.String(stream)})
+	waiter := kinesis.NewStreamExistsWaiter(raw, func(o *kinesis.StreamExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 100*time.Millisecond, time.Second
+	})
+	require.NoError(t, waiter.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(stream)}, 30*time.Second))
+
+	rec := &headerRecorder{next: awshttp.NewBuildableClient()}
+	client := kinesis.NewFromConfig(cfg, WithEncryption(enc, dec), func(o *kinesis.Options) { o.HTTPClient = rec })
+
+	// The application's code: plain SDK calls.
+	want := map[string][]string{} // partition key → payloads in order
+	var entries []types.PutRecordsRequestEntry
+	for i := range 30 {
+		pk, data := fmt.Sprintf("customer-%d", i%7), fmt.Sprintf("order %d", i)
+		entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String(pk), Data: []byte(data)})
+		want[pk] = append(want[pk], data)
+	}
+	out, err := client.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: entries})
+	require.NoError(t, err)
+	require.EqualValues(t, 0, aws.ToInt32(out.FailedRecordCount))
+	one, err := client.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(stream), PartitionKey: aws.String("customer-0"), Data: []byte("last")})
+	require.NoError(t, err)
+	want["customer-0"] = append(want["customer-0"], "last")
+
+	shards, err := raw.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	require.NoError(t, err)
+	require.Len(t, shards.Shards, 2)
+	got := map[string][]string{}
+	for _, sh := range shards.Shards {
+		lo, _ := new(big.Int).SetString(aws.ToString(sh.HashKeyRange.StartingHashKey), 10)
+		hi, _ := new(big.Int).SetString(aws.ToString(sh.HashKeyRange.EndingHashKey), 10)
+
+		// What the stream holds: envelopes under the outbound partition key.
+		it, err := raw.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+			StreamName: aws.String(stream), ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
+		})
+		require.NoError(t, err)
+		onWire, err := raw.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
+		require.NoError(t, err)
+		for _, r := range onWire.Records {
+			require.Equal(t, record.OutboundPartitionKey, aws.ToString(r.PartitionKey))
+			require.True(t, envelope.IsEnvelope(r.Data))
+			require.NotContains(t, string(r.Data), "order")
+		}
+		if aws.ToString(sh.ShardId) == aws.ToString(one.ShardId) {
+			require.NotEmpty(t, onWire.Records)
+		}
+
+		// What the application reads.
+		it, err = client.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+			StreamName: aws.String(stream), ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
+		})
+		require.NoError(t, err)
+		res, err := client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
+		require.NoError(t, err)
+		require.Len(t, res.Records, len(onWire.Records))
+		for _, r := range res.Records {
+			pk := aws.ToString(r.PartitionKey)
+			h, _ := new(big.Int).SetString(hashkey.Of(pk), 10)
+			require.True(t, h.Cmp(lo) >= 0 && h.Cmp(hi) <= 0, "record of %s on shard %s", pk, aws.ToString(sh.ShardId))
+			require.Equal(t, types.EncryptionTypeKms, r.EncryptionType)
+			got[pk] = append(got[pk], string(r.Data))
+		}
+		// The next iterator is followed without StreamARN.
+		res, err = client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: res.NextShardIterator})
+		require.NoError(t, err)
+		require.Empty(t, res.Records)
+	}
+	require.Equal(t, want, got)
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	require.NotEmpty(t, rec.uas)
+	for _, ua := range rec.uas {
+		require.True(t, strings.Contains(ua, " ksse/"), "User-Agent %q", ua)
+	}
+}
