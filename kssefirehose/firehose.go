@@ -1,0 +1,234 @@
+// Package kssefirehose encrypts records sent to an Amazon Data Firehose
+// delivery stream (Direct PUT) and decrypts what Firehose delivered: the
+// client-side counterpart of Firehose server-side encryption, with the same
+// envelopes as Kinesis records (see package record and FORMAT.md).
+//
+// The package is named kssefirehose, not firehose, so that programs can
+// import it next to github.com/aws/aws-sdk-go-v2/service/firehose without
+// renaming either.
+//
+// # Sending
+//
+// [PutRecord] and [PutRecordBatch] wrap the calls of a *firehose.Client: each
+// record's Data is replaced by an envelope bound to the delivery stream (its
+// name is the envelope's associated data and the KMS encryption context
+// {"firehose:deliverystream": NAME}); Firehose records have no partition key.
+// They apply the Firehose limits before anything is sent or any KMS call is
+// made: [MaxRecordSize] per encrypted record, [MaxBatchRecords] records and
+// [MaxBatchSize] per batch. Or, transparently, give a client the option
+// [WithEncryption]:
+//
+//	client := firehose.NewFromConfig(cfg, kssefirehose.WithEncryption(enc))
+//
+// # Reading what Firehose delivered
+//
+// Firehose writes the records of a delivery to its destination (an S3
+// object, for example) one after the other, with nothing between them.
+// Envelopes are self-delimiting, so [NewReader] splits such an object, from
+// any io.Reader and with bounded memory, and decrypts each record. A record
+// that fails authentication is reported as an error and none of its bytes
+// are returned. Records must not be transformed on the way (no Lambda
+// processor, no record format conversion, no delimiter appended).
+//
+// # Concurrency
+//
+// The functions are safe for concurrent use, as the Encryptor and
+// Decryptor they use are. A [Reader] is for one goroutine at a time.
+package kssefirehose
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/firehose"
+	"github.com/aws/aws-sdk-go-v2/service/firehose/types"
+
+	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/record"
+)
+
+// Firehose limits, applied to encrypted records.
+const (
+	// MaxRecordSize is the largest record Firehose accepts, 1,000 KiB,
+	// before base64 encoding. An envelope adds envelope.Overhead and the
+	// wrapped key (about 240 bytes with AWS KMS) to the payload.
+	MaxRecordSize = 1000 << 10
+	// MaxBatchRecords is the most records one PutRecordBatch call takes.
+	MaxBatchRecords = 500
+	// MaxBatchSize is the largest PutRecordBatch request, 4 MiB of record
+	// data.
+	MaxBatchSize = 4 << 20
+)
+
+// PutRecordAPI is the part of *firehose.Client that PutRecord calls.
+type PutRecordAPI interface {
+	PutRecord(ctx context.Context, params *firehose.PutRecordInput, optFns ...func(*firehose.Options)) (*firehose.PutRecordOutput, error)
+}
+
+// PutRecordBatchAPI is the part of *firehose.Client that PutRecordBatch
+// calls.
+type PutRecordBatchAPI interface {
+	PutRecordBatch(ctx context.Context, params *firehose.PutRecordBatchInput, optFns ...func(*firehose.Options)) (*firehose.PutRecordBatchOutput, error)
+}
+
+var (
+	_ PutRecordAPI      = (*firehose.Client)(nil)
+	_ PutRecordBatchAPI = (*firehose.Client)(nil)
+)
+
+// Encrypt returns the envelope of one record for the delivery stream
+// deliveryStream (name or ARN), to send as a Firehose record's Data. It
+// fails with an error matching record.ErrRecordTooLarge, before any KMS
+// call, if the envelope would exceed [MaxRecordSize].
+func Encrypt(ctx context.Context, enc *record.Encryptor, deliveryStream string, data []byte) ([]byte, error) {
+	if enc == nil {
+		return nil, fmt.Errorf("%w: nil Encryptor", record.ErrInvalidInput)
+	}
+	s, err := record.FirehoseStream(deliveryStream)
+	if err != nil {
+		return nil, err
+	}
+	return seal(ctx, enc, s, data)
+}
+
+func seal(ctx context.Context, enc *record.Encryptor, s record.Stream, data []byte) ([]byte, error) {
+	// A wrapped key is at least one byte: check before the KMS call, and
+	// again with the actual size.
+	if n := envelope.Overhead + len(data) + 1; n > MaxRecordSize {
+		return nil, fmt.Errorf("%w: %d bytes encrypted, Firehose limit %d", record.ErrRecordTooLarge, n, MaxRecordSize)
+	}
+	env, err := enc.Seal(ctx, nil, s, "", data, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(env) > MaxRecordSize {
+		return nil, fmt.Errorf("%w: %d bytes encrypted, Firehose limit %d", record.ErrRecordTooLarge, len(env), MaxRecordSize)
+	}
+	return env, nil
+}
+
+// PutRecord encrypts in.Record and sends it with client.PutRecord to the
+// delivery stream in.DeliveryStreamName. The caller's input is not modified.
+// Nothing is sent if encryption fails.
+func PutRecord(ctx context.Context, enc *record.Encryptor, client PutRecordAPI, in *firehose.PutRecordInput, optFns ...func(*firehose.Options)) (*firehose.PutRecordOutput, error) {
+	if enc == nil || client == nil || in == nil || in.Record == nil {
+		return nil, fmt.Errorf("%w: nil Encryptor, client, input or record", record.ErrInvalidInput)
+	}
+	env, err := Encrypt(ctx, enc, aws.ToString(in.DeliveryStreamName), in.Record.Data)
+	if err != nil {
+		return nil, err
+	}
+	req := *in
+	req.Record = &types.Record{Data: env}
+	return client.PutRecord(ctx, &req, optFns...)
+}
+
+// PutRecordBatch encrypts every record of in and sends them with one
+// PutRecordBatch call of client to the delivery stream
+// in.DeliveryStreamName. The caller's input is not modified.
+//
+// A batch is sent whole or not at all. A batch of more than
+// [MaxBatchRecords] records, or of more than [MaxBatchSize] bytes once
+// encrypted, fails with an error matching record.ErrInvalidInput or
+// record.ErrRecordTooLarge. If a record fails to encrypt, nothing is sent
+// and the error is a *record.BatchError listing every record: the first
+// one at fault with its reason, the others with record.ErrNotSent.
+//
+// If Firehose rejects some records (FailedPutCount), PutRecordBatch returns
+// its output and a *record.BatchError listing them, each with a
+// *record.ServiceError holding the ErrorCode, by their index in in.Records:
+// the caller retries those of its own plaintext records. An error from the
+// call itself is returned as is, with a nil output.
+func PutRecordBatch(ctx context.Context, enc *record.Encryptor, client PutRecordBatchAPI, in *firehose.PutRecordBatchInput, optFns ...func(*firehose.Options)) (*firehose.PutRecordBatchOutput, error) {
+	if enc == nil || client == nil || in == nil {
+		return nil, fmt.Errorf("%w: nil Encryptor, client or input", record.ErrInvalidInput)
+	}
+	req, err := encryptBatch(ctx, enc, in)
+	if err != nil {
+		return nil, err
+	}
+	out, err := client.PutRecordBatch(ctx, req, optFns...)
+	if err != nil {
+		return nil, err
+	}
+	if be := batchFailures(out, len(in.Records)); be != nil {
+		return out, be
+	}
+	return out, nil
+}
+
+// encryptBatch returns a copy of in with every record encrypted, or an
+// error and nothing.
+func encryptBatch(ctx context.Context, enc *record.Encryptor, in *firehose.PutRecordBatchInput) (*firehose.PutRecordBatchInput, error) {
+	n := len(in.Records)
+	if n < 1 || n > MaxBatchRecords {
+		return nil, fmt.Errorf("%w: %d records, want 1 to %d", record.ErrInvalidInput, n, MaxBatchRecords)
+	}
+	s, err := record.FirehoseStream(aws.ToString(in.DeliveryStreamName))
+	if err != nil {
+		return nil, err
+	}
+	// Every envelope adds at least Overhead+1 bytes: check the batch before
+	// any KMS call, and again with the actual sizes.
+	least := 0
+	for _, r := range in.Records {
+		least += envelope.Overhead + 1 + len(r.Data)
+	}
+	if least > MaxBatchSize {
+		return nil, fmt.Errorf("%w: batch of at least %d bytes encrypted, Firehose limit %d", record.ErrRecordTooLarge, least, MaxBatchSize)
+	}
+	recs := make([]types.Record, n)
+	total := 0
+	for i, r := range in.Records {
+		env, err := seal(ctx, enc, s, r.Data)
+		if err != nil {
+			// Stop at the first failure: a KMS error would repeat.
+			return nil, notSent(n, record.RecordError{Index: i, Err: err})
+		}
+		recs[i] = types.Record{Data: env}
+		total += len(env)
+	}
+	if total > MaxBatchSize {
+		return nil, fmt.Errorf("%w: batch of %d bytes encrypted, Firehose limit %d", record.ErrRecordTooLarge, total, MaxBatchSize)
+	}
+	req := *in
+	req.Records = recs
+	return &req, nil
+}
+
+// notSent builds the error of a batch of n records not sent because of
+// failed: every other record is marked record.ErrNotSent.
+func notSent(n int, failed record.RecordError) *record.BatchError {
+	be := &record.BatchError{Op: "PutRecordBatch"}
+	for i := range n {
+		if i == failed.Index {
+			be.Failed = append(be.Failed, failed)
+			continue
+		}
+		be.Failed = append(be.Failed, record.RecordError{Index: i, Err: record.ErrNotSent})
+	}
+	return be
+}
+
+// batchFailures returns the records that Firehose rejected, or nil.
+func batchFailures(out *firehose.PutRecordBatchOutput, n int) *record.BatchError {
+	if aws.ToInt32(out.FailedPutCount) == 0 {
+		return nil
+	}
+	be := &record.BatchError{Op: "PutRecordBatch"}
+	for i, r := range out.RequestResponses {
+		if r.ErrorCode != nil {
+			be.Failed = append(be.Failed, record.RecordError{Index: i, Err: &record.ServiceError{
+				Code: aws.ToString(r.ErrorCode), Message: aws.ToString(r.ErrorMessage)}})
+		}
+	}
+	if len(be.Failed) == 0 {
+		// A count without per-record codes: report every record.
+		for i := range n {
+			be.Failed = append(be.Failed, record.RecordError{Index: i, Err: &record.ServiceError{
+				Code: "Unknown", Message: "FailedPutCount without per-record error"}})
+		}
+	}
+	return be
+}

@@ -1,0 +1,106 @@
+package kssefirehose
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/firehose"
+	"github.com/aws/aws-sdk-go-v2/service/firehose/types"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/ksse-go/ksse/record"
+)
+
+// WithEncryption returns a client option that makes a Firehose client
+// encrypt the records of PutRecord and PutRecordBatch with enc, as
+// [PutRecord] and [PutRecordBatch] do, without changing the calls:
+//
+//	client := firehose.NewFromConfig(cfg, kssefirehose.WithEncryption(enc))
+//
+// Failures to encrypt, and batches over the Firehose limits, are returned
+// as errors (wrapped by the SDK in a *smithy.OperationError) and nothing is
+// sent. Records that Firehose rejects are reported as the SDK reports
+// them, in PutRecordBatchOutput.FailedPutCount and the ErrorCode of each
+// entry of RequestResponses, which correspond by index to the caller's
+// records. The option also adds the user-agent marker "ksse/VERSION".
+func WithEncryption(enc *record.Encryptor) func(*firehose.Options) {
+	m := &transparent{enc: enc}
+	return func(o *firehose.Options) {
+		o.APIOptions = append(o.APIOptions, m.addTo)
+	}
+}
+
+const middlewareID = "ksse.FirehoseEncryption"
+
+type transparent struct {
+	enc *record.Encryptor
+}
+
+func (t *transparent) addTo(stack *middleware.Stack) error {
+	if _, ok := stack.Initialize.Get(middlewareID); ok {
+		_, err := stack.Initialize.Swap(middlewareID, t)
+		return err
+	}
+	if err := stack.Initialize.Add(t, middleware.Before); err != nil {
+		return err
+	}
+	return awsmiddleware.AddUserAgentKeyValue("ksse", version())(stack)
+}
+
+func (*transparent) ID() string { return middlewareID }
+
+func (t *transparent) HandleInitialize(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+	var err error
+	switch p := in.Parameters.(type) {
+	case *firehose.PutRecordInput:
+		if t.enc == nil || p.Record == nil {
+			return middleware.InitializeOutput{}, middleware.Metadata{}, fmt.Errorf("%w: nil Encryptor or record", record.ErrInvalidInput)
+		}
+		env, err := Encrypt(ctx, t.enc, deref(p.DeliveryStreamName), p.Record.Data)
+		if err != nil {
+			return middleware.InitializeOutput{}, middleware.Metadata{}, err
+		}
+		req := *p
+		req.Record = &types.Record{Data: env}
+		in.Parameters = &req
+	case *firehose.PutRecordBatchInput:
+		if t.enc == nil {
+			return middleware.InitializeOutput{}, middleware.Metadata{}, fmt.Errorf("%w: nil Encryptor", record.ErrInvalidInput)
+		}
+		if in.Parameters, err = encryptBatch(ctx, t.enc, p); err != nil {
+			return middleware.InitializeOutput{}, middleware.Metadata{}, err
+		}
+	}
+	return next.HandleInitialize(ctx, in)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// version is the module version of ksse in the running program, for the
+// user-agent marker: "devel" when it is not a released dependency. (The
+// same as in package ksse.)
+var version = sync.OnceValue(func() string {
+	const modulePath = "github.com/ksse-go/ksse"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range bi.Deps {
+			if m.Path == modulePath {
+				if m.Replace != nil && m.Replace.Version != "" {
+					return m.Replace.Version
+				}
+				return m.Version
+			}
+		}
+		if bi.Main.Path == modulePath && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+	}
+	return "devel"
+})
