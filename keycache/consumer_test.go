@@ -1,0 +1,573 @@
+package keycache_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/keycache"
+	"github.com/ksse-go/ksse/kmsiface"
+	"github.com/ksse-go/ksse/kmstest"
+)
+
+// sealed is a record sealed under one data key, and that key's wrapped
+// form, as a consumer finds it on a stream.
+type sealed struct {
+	wk  []byte
+	env envelope.Envelope
+	pk  string
+}
+
+// seal makes n records of b, each under its own data key of arn.
+func seal(t testing.TB, k *kmstest.KMS, arn string, b keycache.Binding, n int) []sealed {
+	t.Helper()
+	out := make([]sealed, n)
+	for i := range out {
+		dk, err := k.GenerateDataKey(context.Background(), &kms.GenerateDataKeyInput{
+			KeyId: &arn, KeySpec: kmstypes.DataKeySpecAes256, EncryptionContext: b.Context,
+		})
+		require.NoError(t, err)
+		key, err := envelope.NewKey(dk.Plaintext, dk.CiphertextBlob, []byte(b.AD))
+		require.NoError(t, err)
+		pk := fmt.Sprintf("pk-%d", i)
+		raw, err := key.Seal(nil, []byte(pk), []byte("payload"))
+		require.NoError(t, err)
+		e, _, err := envelope.Parse(raw)
+		require.NoError(t, err)
+		out[i] = sealed{wk: dk.CiphertextBlob, env: e, pk: pk}
+	}
+	return out
+}
+
+// open opens r with key.
+func (r *sealed) open(key *envelope.Key) error {
+	out, n, err := key.Open(nil, &r.env)
+	if err != nil {
+		return err
+	}
+	if string(out[:n]) != r.pk || string(out[n:]) != "payload" {
+		return errors.New("wrong plaintext")
+	}
+	return nil
+}
+
+// TestConsumerTTL checks that an unwrapped key is kept for the TTL from its
+// creation, then unwrapped again, and that the expired one is destroyed.
+func TestConsumerTTL(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	k := kmstest.New()
+	arn := newKey(k)
+	b := binding("orders")
+	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.Now = clk.Now })
+	defer c.Close()
+	p := keycache.NewProducer(k, func(o *keycache.Options) { o.Now = clk.Now })
+	defer p.Close()
+	pkey, err := p.Key(ctx, arn, b, 1)
+	require.NoError(t, err)
+
+	first, keyARN, err := c.Key(ctx, pkey.WrappedKey(), b)
+	require.NoError(t, err)
+	require.Equal(t, arn, keyARN)
+	sealOpen(t, pkey, first)
+	for range 4 {
+		clk.Advance(time.Minute)
+		key, _, err := c.Key(ctx, pkey.WrappedKey(), b)
+		require.NoError(t, err)
+		require.Same(t, first, key)
+	}
+	clk.Advance(time.Minute - time.Nanosecond)
+	key, _, err := c.Key(ctx, pkey.WrappedKey(), b)
+	require.NoError(t, err)
+	require.Same(t, first, key, "kept for the whole TTL")
+	require.Equal(t, int64(1), k.Calls("Decrypt"))
+
+	clk.Advance(time.Nanosecond)
+	second, keyARN, err := c.Key(ctx, pkey.WrappedKey(), b)
+	require.NoError(t, err)
+	require.Equal(t, arn, keyARN)
+	require.NotSame(t, first, second)
+	require.Equal(t, int64(2), k.Calls("Decrypt"), "unwrapped again after the TTL")
+	sealOpen(t, pkey, second)
+	_, err = first.Seal(nil, []byte("pk"), nil)
+	require.ErrorIs(t, err, envelope.ErrKeyDestroyed, "an expired key is destroyed when replaced")
+	require.Equal(t, 1, c.Stats().Entries)
+
+	// The same wrapped key under another binding is another entry, and
+	// KMS refuses it for that binding's context.
+	_, _, err = c.Key(ctx, pkey.WrappedKey(), binding("payments"))
+	require.True(t, keycache.IsInvalidCiphertext(err), "%v", err)
+	require.Equal(t, 2, c.Stats().Entries)
+}
+
+// TestConsumerCoalescing: 64 goroutines asking for the same wrapped key at
+// once make one Decrypt call; over 8 wrapped keys, 8.
+func TestConsumerCoalescing(t *testing.T) {
+	ctx := context.Background()
+	k := kmstest.New()
+	arn := newKey(k)
+	b := binding("orders")
+	recs := seal(t, k, arn, b, 8)
+	k.SetLatency(50 * time.Millisecond)
+	for _, distinct := range []int{1, 8} {
+		t.Run(fmt.Sprint(distinct), func(t *testing.T) {
+			c := keycache.NewConsumer(k)
+			defer c.Close()
+			calls := k.Calls("Decrypt")
+			const n = 64
+			keys := make([]*envelope.Key, n)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					var err error
+					keys[i], _, err = c.Key(ctx, recs[i%distinct].wk, b)
+					assert.NoError(t, err)
+				})
+			}
+			close(start)
+			wg.Wait()
+			require.Equal(t, int64(distinct), k.Calls("Decrypt")-calls)
+			for i, key := range keys {
+				require.Same(t, keys[i%distinct], key)
+				require.NoError(t, recs[i%distinct].open(key))
+			}
+			st := c.Stats()
+			require.Equal(t, uint64(distinct), st.KMSCalls)
+			require.Equal(t, uint64(n), st.Hits+st.Misses)
+			require.Equal(t, distinct, st.Entries)
+		})
+	}
+}
+
+// TestConsumerCallerContext: a caller whose context ends returns at once;
+// the Decrypt goes on and fills the cache for the next caller.
+func TestConsumerCallerContext(t *testing.T) {
+	k := kmstest.New()
+	b := binding("orders")
+	recs := seal(t, k, newKey(k), b, 1)
+	k.SetLatency(200 * time.Millisecond)
+	c := keycache.NewConsumer(k)
+	defer c.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	key, _, err := c.Key(ctx, recs[0].wk, b)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Nil(t, key)
+	waitFor(t, "the Decrypt to finish", func() bool { return c.Stats().Entries == 1 && k.Calls("Decrypt") == 1 })
+	k.SetLatency(0)
+	key, _, err = c.Key(context.Background(), recs[0].wk, b)
+	require.NoError(t, err)
+	require.NoError(t, recs[0].open(key))
+	require.Equal(t, int64(1), k.Calls("Decrypt"))
+}
+
+// TestConsumerLRU fills a consumer with ten times MaxEntries wrapped keys
+// while one key is used between every two others: the bound holds, every
+// key beyond it is counted as an eviction and destroyed, and the key in
+// use is never evicted.
+func TestConsumerLRU(t *testing.T) {
+	const maxEntries = 64
+	ctx := context.Background()
+	k := kmstest.New()
+	arn := newKey(k)
+	b := binding("orders")
+	recs := seal(t, k, arn, b, 10*maxEntries+1)
+	hot, cold := recs[0], recs[1:]
+	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.MaxEntries = maxEntries })
+	defer c.Close()
+
+	var keys []*envelope.Key
+	for i, r := range cold {
+		key, _, err := c.Key(ctx, hot.wk, b)
+		require.NoError(t, err)
+		require.NoError(t, hot.open(key))
+		key, _, err = c.Key(ctx, r.wk, b)
+		require.NoError(t, err)
+		require.NoError(t, r.open(key))
+		keys = append(keys, key)
+		st := c.Stats()
+		require.LessOrEqual(t, st.Entries, maxEntries, "after %d keys", i+2)
+		require.Equal(t, uint64(i+2), uint64(st.Entries)+st.Evictions, "every key is held or evicted")
+	}
+	st := c.Stats()
+	t.Logf("%d entries, %d evictions", st.Entries, st.Evictions)
+	require.Equal(t, uint64(len(recs)), st.KMSCalls)
+	require.Greater(t, st.Evictions, uint64(len(recs)-maxEntries-1))
+
+	destroyed := 0
+	for i, key := range keys {
+		if err := cold[i].open(key); errors.Is(err, envelope.ErrKeyDestroyed) {
+			destroyed++
+		} else {
+			require.NoError(t, err)
+		}
+	}
+	require.Equal(t, int(st.Evictions), destroyed, "evicted keys are destroyed")
+
+	// The hot key was never unwrapped again; the first cold key was
+	// evicted long ago and is.
+	_, _, err := c.Key(ctx, hot.wk, b)
+	require.NoError(t, err)
+	require.Equal(t, uint64(len(recs)), c.Stats().KMSCalls, "the most recently used key was evicted")
+	key, _, err := c.Key(ctx, cold[0].wk, b)
+	require.NoError(t, err)
+	require.NoError(t, cold[0].open(key))
+	require.Equal(t, uint64(len(recs)+1), c.Stats().KMSCalls)
+}
+
+// TestConsumerMaxEntriesBound: Stats().Entries never exceeds MaxEntries,
+// whatever its value.
+func TestConsumerMaxEntriesBound(t *testing.T) {
+	t.Skip("BUG: keycache Consumer holds up to 16·ceil(MaxEntries/16) keys (e.g. 32 for MaxEntries 20, 16 for 10), more than MaxEntries; see TestConsumerMaxEntriesBound")
+	ctx := context.Background()
+	k := kmstest.New()
+	arn := newKey(k)
+	b := binding("orders")
+	recs := seal(t, k, arn, b, 400)
+	for _, maxEntries := range []int{1, 10, 20, 100} {
+		t.Run(fmt.Sprint(maxEntries), func(t *testing.T) {
+			c := keycache.NewConsumer(k, func(o *keycache.Options) { o.MaxEntries = maxEntries })
+			defer c.Close()
+			for i, r := range recs {
+				_, _, err := c.Key(ctx, r.wk, b)
+				require.NoError(t, err)
+				require.LessOrEqual(t, c.Stats().Entries, maxEntries, "after %d keys", i+1)
+			}
+		})
+	}
+}
+
+// TestConsumerStrict: with AllowedKeyIDs, a data key of any other KMS key
+// is refused, reported with its ARN, remembered (no second Decrypt) and
+// counted as NotAllowed; the allowed keys work.
+func TestConsumerStrict(t *testing.T) {
+	ctx := context.Background()
+	k := &spyKMS{KMS: kmstest.New()}
+	allowed1, allowed2, other := newKey(k.KMS), newKey(k.KMS), newKey(k.KMS)
+	b := binding("orders")
+	good1, good2 := seal(t, k.KMS, allowed1, b, 1)[0], seal(t, k.KMS, allowed2, b, 1)[0]
+	bad := seal(t, k.KMS, other, b, 1)[0]
+
+	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.AllowedKeyIDs = []string{allowed1, allowed2} })
+	defer c.Close()
+	for _, r := range []sealed{good1, good2} {
+		key, _, err := c.Key(ctx, r.wk, b)
+		require.NoError(t, err)
+		require.NoError(t, r.open(key))
+	}
+	for range 3 {
+		key, keyARN, err := c.Key(ctx, bad.wk, b)
+		require.ErrorIs(t, err, keycache.ErrNotAllowed)
+		require.Nil(t, key)
+		require.Equal(t, other, keyARN, "the refused key is named")
+	}
+	st := c.Stats()
+	require.Equal(t, uint64(3), st.KMSCalls, "a refused key is remembered")
+	require.Equal(t, map[string]uint64{"NotAllowed": 1}, st.Failures)
+	require.Equal(t, uint64(2), st.Hits)
+
+	// A key ID is not an ARN: the allowlist names keys as KMS reports
+	// them (DecryptOutput.KeyId is always an ARN).
+	keyID := allowed1[len(allowed1)-36:]
+	byID := keycache.NewConsumer(k, func(o *keycache.Options) { o.AllowedKeyIDs = []string{keyID, allowed2} })
+	defer byID.Close()
+	_, _, err := byID.Key(ctx, good1.wk, b)
+	require.ErrorIs(t, err, keycache.ErrNotAllowed)
+
+	// With exactly one allowed key, it is sent as the KeyId of Decrypt, so
+	// that KMS itself refuses any other key.
+	var sentKeyIDs []string
+	var mu sync.Mutex
+	one := keycache.NewConsumer(&keyIDRecorder{spyKMS: k, got: &sentKeyIDs, mu: &mu},
+		func(o *keycache.Options) { o.AllowedKeyIDs = []string{allowed1} })
+	defer one.Close()
+	key, keyARN, err := one.Key(ctx, good1.wk, b)
+	require.NoError(t, err)
+	require.Equal(t, allowed1, keyARN)
+	require.NoError(t, good1.open(key))
+	key, _, err = one.Key(ctx, bad.wk, b)
+	require.Error(t, err)
+	require.Nil(t, key)
+	mu.Lock()
+	require.Equal(t, []string{allowed1, allowed1}, sentKeyIDs)
+	mu.Unlock()
+}
+
+// keyIDRecorder records the KeyId of every Decrypt call.
+type keyIDRecorder struct {
+	*spyKMS
+	mu  *sync.Mutex
+	got *[]string
+}
+
+func (r *keyIDRecorder) Decrypt(ctx context.Context, in *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error) {
+	r.mu.Lock()
+	if in.KeyId != nil {
+		*r.got = append(*r.got, *in.KeyId)
+	} else {
+		*r.got = append(*r.got, "")
+	}
+	r.mu.Unlock()
+	return r.spyKMS.Decrypt(ctx, in, optFns...)
+}
+
+// TestConsumerStrictSingleKey: with one allowed key, a data key of another
+// KMS key is refused by KMS (IncorrectKeyException), and the consumer
+// reports it as it documents, as ErrNotAllowed, remembered, and counted as
+// NotAllowed: not as an invalid ciphertext, which package record would
+// report as an authentication failure.
+func TestConsumerStrictSingleKey(t *testing.T) {
+	t.Skip("BUG: keycache Consumer with one AllowedKeyIDs entry reports another key as IncorrectKeyException (class InvalidCiphertext, envelope.ErrOpen in record), not ErrNotAllowed; see TestConsumerStrictSingleKey")
+	ctx := context.Background()
+	k := kmstest.New()
+	allowed, other := newKey(k), newKey(k)
+	b := binding("orders")
+	bad := seal(t, k, other, b, 1)[0]
+	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.AllowedKeyIDs = []string{allowed} })
+	defer c.Close()
+	for range 2 {
+		key, _, err := c.Key(ctx, bad.wk, b)
+		require.ErrorIs(t, err, keycache.ErrNotAllowed)
+		require.False(t, keycache.IsInvalidCiphertext(err) && !errors.Is(err, keycache.ErrNotAllowed))
+		require.Nil(t, key)
+	}
+	st := c.Stats()
+	require.Equal(t, map[string]uint64{"NotAllowed": 1}, st.Failures)
+	require.Equal(t, uint64(1), st.KMSCalls)
+}
+
+// TestConsumerNegativeCache: a wrapped key that KMS refuses as an invalid
+// ciphertext is remembered for at most a minute (and at most the TTL), so a
+// flood of bad records costs one Decrypt each; transient failures are not
+// remembered.
+func TestConsumerNegativeCache(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	k := kmstest.New()
+	arn := newKey(k)
+	b := binding("orders")
+	good := seal(t, k, arn, b, 1)[0]
+	garbage := make([]byte, len(good.wk))
+	rand.Read(garbage)
+	tampered := bytes.Clone(good.wk)
+	tampered[len(tampered)-1] ^= 1
+
+	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.Now = clk.Now })
+	defer c.Close()
+	for _, wk := range [][]byte{garbage, tampered} {
+		calls := k.Calls("Decrypt")
+		for range 5 {
+			key, _, err := c.Key(ctx, wk, b)
+			require.True(t, keycache.IsInvalidCiphertext(err), "%v", err)
+			require.Nil(t, key)
+			var ke *kmsiface.Error
+			require.ErrorAs(t, err, &ke)
+		}
+		require.Equal(t, int64(1), k.Calls("Decrypt")-calls, "remembered")
+	}
+	require.Equal(t, map[string]uint64{"InvalidCiphertext": 2}, c.Stats().Failures)
+	require.Equal(t, 2, c.Stats().Entries)
+
+	// The good key, and the good key under the wrong binding.
+	key, _, err := c.Key(ctx, good.wk, b)
+	require.NoError(t, err)
+	require.NoError(t, good.open(key))
+	_, _, err = c.Key(ctx, good.wk, binding("payments"))
+	require.True(t, keycache.IsInvalidCiphertext(err))
+	calls := k.Calls("Decrypt")
+
+	clk.Advance(time.Minute - time.Nanosecond)
+	_, _, err = c.Key(ctx, garbage, b)
+	require.True(t, keycache.IsInvalidCiphertext(err))
+	require.Equal(t, calls, k.Calls("Decrypt"))
+	clk.Advance(time.Nanosecond)
+	_, _, err = c.Key(ctx, garbage, b)
+	require.True(t, keycache.IsInvalidCiphertext(err))
+	require.Equal(t, calls+1, k.Calls("Decrypt"), "forgotten after a minute")
+
+	// With a TTL under a minute, the TTL bounds the negative entry too.
+	short := keycache.NewConsumer(k, func(o *keycache.Options) { o.Now = clk.Now; o.TTL = 10 * time.Second })
+	defer short.Close()
+	calls = k.Calls("Decrypt")
+	_, _, err = short.Key(ctx, garbage, b)
+	require.True(t, keycache.IsInvalidCiphertext(err))
+	clk.Advance(10*time.Second - time.Nanosecond)
+	_, _, _ = short.Key(ctx, garbage, b)
+	require.Equal(t, calls+1, k.Calls("Decrypt"))
+	clk.Advance(time.Nanosecond)
+	_, _, _ = short.Key(ctx, garbage, b)
+	require.Equal(t, calls+2, k.Calls("Decrypt"))
+
+	// Transient: one throttled call, then success at the next lookup.
+	other := seal(t, k, arn, b, 1)[0]
+	k.InjectFault("Decrypt", kmstest.Fault{Code: "ThrottlingException"}, 1)
+	_, _, err = c.Key(ctx, other.wk, b)
+	require.ErrorIs(t, err, kmsiface.ErrThrottling)
+	key, _, err = c.Key(ctx, other.wk, b)
+	require.NoError(t, err)
+	require.NoError(t, other.open(key))
+}
+
+// TestConsumerStats checks every counter after a known sequence of lookups.
+func TestConsumerStats(t *testing.T) {
+	ctx := context.Background()
+	k := kmstest.New()
+	arn := newKey(k)
+	b := binding("orders")
+	recs := seal(t, k, arn, b, 3)
+	c := keycache.NewConsumer(k)
+	defer c.Close()
+	require.Equal(t, keycache.Stats{Failures: map[string]uint64{}}, c.Stats())
+
+	for range 3 {
+		_, _, err := c.Key(ctx, recs[0].wk, b) // 1 miss, 2 hits
+		require.NoError(t, err)
+	}
+	_, _, err := c.Key(ctx, recs[1].wk, b) // miss
+	require.NoError(t, err)
+	k.InjectFault("Decrypt", kmstest.Fault{Code: "ThrottlingException"}, 1)
+	_, _, err = c.Key(ctx, recs[2].wk, b) // miss, failed
+	require.Error(t, err)
+	_, _, err = c.Key(ctx, recs[2].wk, b) // miss
+	require.NoError(t, err)
+	_, _, err = c.Key(ctx, []byte("not a wrapped key"), b) // miss, failed, remembered
+	require.Error(t, err)
+	_, _, err = c.Key(ctx, []byte("not a wrapped key"), b) // hit, failed
+	require.Error(t, err)
+
+	require.Equal(t, keycache.Stats{
+		Hits:     3,
+		Misses:   5,
+		KMSCalls: 5,
+		Failures: map[string]uint64{"Throttling": 1, "InvalidCiphertext": 1},
+		Entries:  4,
+	}, c.Stats())
+}
+
+// TestConsumerConcurrent looks up 200 wrapped keys from 32 goroutines, in
+// random order, through a cache of 32 entries with a clock that expires
+// them, and opens a record with every key it gets: under -race this checks
+// the concurrency contract, and that eviction never hands out a wrong key
+// (only, at worst, a destroyed one, which the caller fetches again).
+func TestConsumerConcurrent(t *testing.T) {
+	r := consumerChurn(t, 100)
+	require.Zero(t, r.exhausted)
+	t.Logf("%d lookups retried because their key was destroyed in the meantime, %d of them after a spurious ErrOpen", r.retries, r.spurious)
+}
+
+// TestConsumerChurn: under heavy eviction, a caller that retries a lookup
+// whose key was destroyed before it could use it, as package record does
+// (three attempts), must not fail: a valid record must never fail with
+// envelope.ErrKeyDestroyed.
+func TestConsumerChurn(t *testing.T) {
+	t.Skip("BUG: keycache Consumer destroys an evicted key that a caller got from Key (or was waiting for) but has not used yet; under churn record.Decryptor fails valid records with envelope.ErrKeyDestroyed after 3 attempts; see TestConsumerChurn")
+	r := consumerChurn(t, 3)
+	require.Zero(t, r.exhausted, "lookups that got a destroyed key 3 times in a row")
+}
+
+// TestConsumerEvictionNeverFailsAuthentication: a key destroyed (evicted or
+// expired) while a caller opens a valid record with it must make Open fail
+// with envelope.ErrKeyDestroyed, which callers retry, never with
+// envelope.ErrOpen, which package record reports as a record that is not
+// authentic.
+func TestConsumerEvictionNeverFailsAuthentication(t *testing.T) {
+	t.Skip("BUG: envelope.Key.Open racing Key.Destroy (consumer eviction or expiry) returns ErrOpen for a valid record instead of ErrKeyDestroyed; see TestConsumerEvictionNeverFailsAuthentication")
+	var spurious int64
+	for range 3 {
+		spurious += consumerChurn(t, 100).spurious
+	}
+	require.Zero(t, spurious, "valid records that failed authentication because their key was being destroyed")
+}
+
+// churnResult is what consumerChurn saw.
+type churnResult struct {
+	retries   int64 // lookups repeated because the key was destroyed
+	spurious  int64 // of which Open had returned ErrOpen, not ErrKeyDestroyed
+	exhausted int64 // lookups whose every attempt got a destroyed key
+}
+
+// consumerChurn runs the load of TestConsumerConcurrent, retrying each
+// lookup up to attempts times when its key was destroyed before or while it
+// was used.
+func consumerChurn(t *testing.T, attempts int) churnResult {
+	const goroutines, lookups = 32, 400
+	ctx := context.Background()
+	clk := newClock()
+	k := kmstest.New()
+	b := binding("orders")
+	recs := seal(t, k, newKey(k), b, 200)
+	c := keycache.NewConsumer(k, func(o *keycache.Options) {
+		o.MaxEntries = 32
+		o.Now = clk.Now
+		o.TTL = time.Minute
+	})
+	defer c.Close()
+
+	var retries, spurious, exhausted atomic.Int64
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range lookups {
+				if g == 0 && i%20 == 0 {
+					clk.Advance(10 * time.Second)
+				}
+				r := &recs[mrand.IntN(len(recs))]
+				for attempt := 1; ; attempt++ {
+					key, _, err := c.Key(ctx, r.wk, b)
+					if !assert.NoError(t, err) {
+						return
+					}
+					if !assert.Equal(t, r.wk, key.WrappedKey(), "the key of another wrapped key") {
+						return
+					}
+					err = r.open(key)
+					if errors.Is(err, envelope.ErrOpen) {
+						// A valid record under its own key: only a Destroy
+						// racing with Open explains it, which a second Open
+						// shows.
+						if err2 := r.open(key); !assert.ErrorIs(t, err2, envelope.ErrKeyDestroyed, "a valid record failed to open with its key") {
+							return
+						}
+						spurious.Add(1)
+						err = envelope.ErrKeyDestroyed
+					}
+					if errors.Is(err, envelope.ErrKeyDestroyed) {
+						if attempt < attempts {
+							retries.Add(1)
+							continue // evicted while in use
+						}
+						exhausted.Add(1)
+						break
+					}
+					if !assert.NoError(t, err) {
+						return
+					}
+					break
+				}
+			}
+			_ = c.Stats()
+		})
+	}
+	wg.Wait()
+	st := c.Stats()
+	require.Empty(t, st.Failures)
+	require.LessOrEqual(t, st.Entries, 32+goroutines, "the bound, give or take the calls in flight")
+	t.Logf("%d lookups: %d hits, %d misses, %d Decrypt calls, %d evictions", goroutines*lookups, st.Hits, st.Misses, st.KMSCalls, st.Evictions)
+	return churnResult{retries: retries.Load(), spurious: spurious.Load(), exhausted: exhausted.Load()}
+}
