@@ -1,0 +1,46 @@
+package envelope
+
+import (
+	"crypto/aes"
+	"crypto/sha256"
+)
+
+// This file exposes the hand-optimised primitives of key.go to the tests of
+// package envelope_test (wycheproof_test.go), and nothing else.
+
+// ExpandRecordKey returns HKDF-Expand(prk, "ksse v1 record key" || salt, n)
+// as Key.expand computes it for Seal and Open: from the two HMAC-SHA256
+// states that NewKey precomputes (hmacState), resumed for every block. prk
+// plays the stream key. n must be at most 255 blocks (8160 bytes); Seal and
+// Open only ever ask for 32.
+func ExpandRecordKey(prk, salt []byte, n int) ([]byte, error) {
+	k := &Key{inner: hmacState(prk, 0x36), outer: hmacState(prk, 0x5c)}
+	s := &scratch{inner: sha256.New(), outer: sha256.New()}
+	okm, err := k.expand(s, salt, nil, n)
+	if err != nil {
+		return nil, err
+	}
+	return okm[:n], nil
+}
+
+// ExpandInfo is ExpandRecordKey with an arbitrary info in place of
+// "ksse v1 record key" || salt: it empties the label for the duration of the
+// call and passes info as the salt, so that any HKDF-Expand test vector runs
+// through the same code. It writes a package variable that Seal and Open
+// read: callers must not run in parallel with anything that seals or opens.
+func ExpandInfo(prk, info []byte, n int) ([]byte, error) {
+	saved := labelRecordKeyBytes
+	labelRecordKeyBytes = nil
+	defer func() { labelRecordKeyBytes = saved }()
+	return ExpandRecordKey(prk, info, n)
+}
+
+// XORPartitionKeyStream XORs buf with the partition key stream (FORMAT.md:
+// AES-CTR from FF×12 || first) of the AES-256 key key, as Seal and Open do.
+func XORPartitionKeyStream(key, buf []byte, first uint32) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		panic(err)
+	}
+	xorPartitionKeyStream(&scratch{}, b, buf, first)
+}
