@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -62,8 +63,13 @@ func NewKey(dataKey, wrappedKey, ad []byte) (*Key, error) {
 	}
 	defer clear(streamKey)
 	k := &Key{wrapped: append([]byte(nil), wrappedKey...)}
-	k.inner = hmacState(streamKey, 0x36)
-	k.outer = hmacState(streamKey, 0x5c)
+	st := make([]byte, 0, 2*hmacStateSize)
+	st = append(st, hmacState(streamKey, 0x36)...)
+	st = append(st, hmacState(streamKey, 0x5c)...)
+	k.inner, k.outer = st[:hmacStateSize:hmacStateSize], st[hmacStateSize:]
+	// The states never change while k is reachable, so Seal and Open read
+	// them without synchronisation; they are cleared once k is collected.
+	runtime.AddCleanup(k, func(st []byte) { clear(st) }, st)
 	return k, nil
 }
 
@@ -89,16 +95,13 @@ func hmacState(key []byte, pad byte) []byte {
 // The caller must not modify it.
 func (k *Key) WrappedKey() []byte { return k.wrapped }
 
-// Destroy clears the key material of k (best effort: the AES key schedules
-// of records in flight are left to the garbage collector). Seal and Open
-// fail with [ErrKeyDestroyed] afterwards; a Seal that races with Destroy
-// fails too and returns no envelope.
+// Destroy makes k unusable: Seal and Open fail with [ErrKeyDestroyed] once
+// it has returned (a call already past its check completes normally). The
+// key material of k is cleared when k is garbage collected, that is once no
+// goroutine can be using it, whether or not Destroy was called; the AES key
+// schedules of individual records are left to the garbage collector.
 func (k *Key) Destroy() {
-	if k.destroyed.Swap(true) {
-		return
-	}
-	clear(k.inner)
-	clear(k.outer)
+	k.destroyed.Store(true)
 }
 
 // scratch is per-call working memory, pooled so that Seal and Open do not
@@ -150,7 +153,7 @@ func (k *Key) expand(s *scratch, salt, okm []byte, n int) ([]byte, error) {
 	// T(i) = HMAC(PRK, T(i-1) || info || i), T(0) empty.
 	for i := len(okm)/sha256.Size + 1; len(okm) < n; i++ {
 		if inner.UnmarshalBinary(k.inner) != nil || outer.UnmarshalBinary(k.outer) != nil {
-			return nil, ErrKeyDestroyed
+			panic("envelope: corrupt HMAC state")
 		}
 		if i > 1 {
 			s.inner.Write(okm[len(okm)-sha256.Size:])
@@ -287,11 +290,6 @@ func (k *Key) Seal(dst, partitionKey, payload []byte) ([]byte, error) {
 		// Probability 2⁻⁹⁶: seal again, with a new salt and nonce.
 	}
 	copy(out[HeaderSize+bodyLen:], k.wrapped)
-
-	if k.destroyed.Load() {
-		clear(out)
-		return dst, ErrKeyDestroyed
-	}
 	return ret, nil
 }
 
@@ -363,10 +361,6 @@ func (k *Key) Open(dst []byte, e *Envelope) (out []byte, partitionKeyLen int, er
 	if err != nil {
 		clear(pk)
 		return dst, 0, ErrOpen
-	}
-	if k.destroyed.Load() {
-		clear(out[len(dst):])
-		return dst, 0, ErrKeyDestroyed
 	}
 	return out, n, nil
 }
