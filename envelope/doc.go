@@ -5,13 +5,15 @@
 // names in this package are the words of that document. In short, an
 // envelope is
 //
-//	header || salt || nonce || ciphertext || wrapped key
+//	header || sealed partition key || nonce || ciphertext || wrapped key
 //
-// where the header holds the magic, the version and the lengths of the two
-// variable fields, and the ciphertext is AES-256-GCM of the partition key and
-// the payload under a key derived with HKDF-SHA256, for this record alone,
-// from a KMS data key. Every envelope is self-contained (it carries the
-// KMS-wrapped data key) and self-delimiting (see [Parse]).
+// where the header holds the magic, the version, the lengths of the body and
+// of the wrapped key, and the salt. A record key is derived with
+// HKDF-SHA256, for this record alone, from a KMS data key; the ciphertext is
+// AES-256-GCM of the payload under it, with the header and the sealed
+// partition key as additional data, and the partition key is sealed with
+// AES-CTR under the same key. Every envelope is self-contained (it carries
+// the KMS-wrapped data key) and self-delimiting (see [Parse]).
 //
 // # Compatibility
 //

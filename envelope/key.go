@@ -84,6 +84,7 @@ func hmacState(key []byte, pad byte) []byte {
 	h := sha256.New()
 	h.Write(block[:])
 	clear(block[:])
+	defer h.Reset()
 	st, err := h.(encoding.BinaryAppender).AppendBinary(make([]byte, 0, hmacStateSize))
 	if err != nil || len(st) != hmacStateSize {
 		panic("envelope: unexpected SHA-256 state encoding")
@@ -165,6 +166,11 @@ func (k *Key) expand(s *scratch, salt, okm []byte, n int) ([]byte, error) {
 		s.outer.Write(s.inner.Sum(s.sum[:0]))
 		okm = s.outer.Sum(okm)
 	}
+	// The digests still hold the stream key's HMAC states (the inputs are
+	// shorter than a block): reset them before the scratch goes back to the
+	// pool.
+	s.inner.Reset()
+	s.outer.Reset()
 	clear(s.sum[:])
 	return okm, nil
 }

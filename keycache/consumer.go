@@ -17,8 +17,9 @@ import (
 	"github.com/ksse-go/ksse/kmsiface"
 )
 
-// consumerShards is the number of independently locked parts of a Consumer.
-const consumerShards = 16
+// maxShards is the number of independently locked parts of a Consumer (fewer
+// when MaxEntries is smaller).
+const maxShards = 16
 
 // negativeTTL bounds how long a consumer remembers a wrapped key that KMS
 // refused for good (invalid ciphertext, wrong key, not allowed).
@@ -32,12 +33,13 @@ type Consumer struct {
 	opts     Options
 	seed     maphash.Seed
 	perShard int
-	shards   [consumerShards]shard
+	shards   []shard
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed atomic.Bool
+	lifeMu sync.Mutex // orders starting KMS calls (wg.Add) before Close's wg.Wait
 	c      counters
 }
 
@@ -72,7 +74,10 @@ func NewConsumer(client kmsiface.Client, optFns ...func(*Options)) *Consumer {
 	o.resolve()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Consumer{client: client, opts: o, seed: maphash.MakeSeed(), ctx: ctx, cancel: cancel}
-	c.perShard = (o.MaxEntries + consumerShards - 1) / consumerShards
+	// Each shard holds at most perShard keys, so all hold at most
+	// MaxEntries.
+	c.shards = make([]shard, min(maxShards, o.MaxEntries))
+	c.perShard = o.MaxEntries / len(c.shards)
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.m = make(map[string]*entry)
@@ -94,7 +99,7 @@ func (c *Consumer) Key(ctx context.Context, wrappedKey []byte, b Binding) (*enve
 	if c.closed.Load() {
 		return nil, "", ErrClosed
 	}
-	sh := &c.shards[maphash.Bytes(c.seed, wrappedKey)%consumerShards]
+	sh := &c.shards[maphash.Bytes(c.seed, wrappedKey)%uint64(len(c.shards))]
 	now := c.opts.Now()
 	sh.mu.Lock()
 	e := sh.lookup(wrappedKey, b.AD)
@@ -110,10 +115,17 @@ func (c *Consumer) Key(ctx context.Context, wrappedKey []byte, b Binding) (*enve
 		if e != nil {
 			sh.remove(e) // expired
 		}
+		c.lifeMu.Lock()
+		if c.closed.Load() {
+			c.lifeMu.Unlock()
+			sh.mu.Unlock()
+			return nil, "", ErrClosed
+		}
+		c.wg.Add(1)
+		c.lifeMu.Unlock()
 		e = &entry{wk: string(wrappedKey), b: b, done: make(chan struct{})}
 		sh.insert(e)
 		c.evict(sh)
-		c.wg.Add(1)
 		go c.fetch(sh, e)
 	}
 	done := e.done
@@ -165,6 +177,14 @@ func (c *Consumer) decrypt(e *entry) (*envelope.Key, string, error) {
 	}
 	c.c.calls.Add(1)
 	out, err := c.client.Decrypt(ctx, in, c.opts.KMSOptions...)
+	var incorrect *types.IncorrectKeyException
+	if in.KeyId != nil && errors.As(err, &incorrect) {
+		// KMS refused because the wrapped key is of another key than the
+		// one allowed: that is strict mode at work, not a bad ciphertext.
+		err = fmt.Errorf("Decrypt: %w: the wrapped key is not of %q", ErrNotAllowed, *in.KeyId)
+		c.c.fail(err)
+		return nil, "", err
+	}
 	if err != nil {
 		if c.closed.Load() {
 			err = ErrClosed
@@ -235,8 +255,9 @@ func (sh *shard) touch(e *entry) {
 	e.prev.next, e.next.prev = e, e
 }
 
-// remove unlinks e and destroys its key. A Decrypt in flight for e still
-// completes, and its waiters still get its result.
+// remove unlinks e. Its key is not destroyed, since goroutines may still be
+// opening records with it; its material is cleared once it is collected. A
+// Decrypt in flight for e still completes, and its waiters get its result.
 func (sh *shard) remove(e *entry) {
 	if p := sh.m[e.wk]; p == e {
 		if e.chain == nil {
@@ -255,9 +276,6 @@ func (sh *shard) remove(e *entry) {
 	e.prev.next, e.next.prev = e.next, e.prev
 	e.prev, e.next, e.chain = nil, nil, nil
 	sh.n--
-	if e.key != nil {
-		e.key.Destroy()
-	}
 }
 
 // evict removes least recently used entries of sh beyond its share of
@@ -288,16 +306,23 @@ func (c *Consumer) Stats() Stats {
 // Close waits for KMS calls in flight and destroys every cached key. Key
 // returns ErrClosed afterwards.
 func (c *Consumer) Close() error {
+	c.lifeMu.Lock()
 	if c.closed.Swap(true) {
+		c.lifeMu.Unlock()
 		return nil
 	}
+	c.lifeMu.Unlock()
 	c.cancel()
 	c.wg.Wait()
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
 		for sh.head.next != &sh.head {
-			sh.remove(sh.head.next)
+			e := sh.head.next
+			sh.remove(e)
+			if e.key != nil {
+				e.key.Destroy()
+			}
 		}
 		sh.mu.Unlock()
 	}

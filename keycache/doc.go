@@ -12,11 +12,13 @@
 // same TTL, in a bounded LRU, so that a flood of distinct wrapped keys (from
 // anyone who can write to the stream) cannot grow memory without limit: at
 // most [Options].MaxEntries keys are held (10,000 by default, about 1 KiB
-// each). Concurrent misses for the same wrapped key are coalesced.
+// each), plus those whose Decrypt call is in flight, at most one per
+// waiting caller. Concurrent misses for the same wrapped key are coalesced.
 //
 // Plaintext data keys returned by KMS are cleared as soon as the envelope key
-// is derived from them; derived keys are destroyed (cleared) when they are
-// evicted, replaced or expired, best effort.
+// is derived from them. A derived key that is evicted, replaced or expired is
+// dropped, and its material is cleared once no goroutine uses it any more
+// (see envelope.Key.Destroy); Close destroys every key at once.
 //
 // # Concurrency
 //

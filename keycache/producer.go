@@ -42,6 +42,7 @@ type Producer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed atomic.Bool
+	lifeMu sync.Mutex // orders starting KMS calls (wg.Add) before Close's wg.Wait
 	c      counters
 }
 
@@ -56,9 +57,8 @@ type slot struct {
 	refreshing atomic.Bool  // a background refresh is in flight
 	retryAt    atomic.Int64 // no background refresh before, in UnixNano
 
-	mu      sync.Mutex
-	call    *call    // the GenerateDataKey in flight, if any
-	retired *dataKey // the key cur replaced, destroyed when cur is replaced
+	mu   sync.Mutex
+	call *call // the GenerateDataKey in flight, if any
 }
 
 // dataKey is one data key in use by a producer.
@@ -67,10 +67,19 @@ type dataKey struct {
 	keyARN    string
 	refreshAt time.Time
 	expires   time.Time
-	records   stripedCounter
-	bytes     stripedCounter
+	records   stripedCounter // when MaxRecordsPerKey ≥ minStripedLimit
+	exact     atomic.Uint64  // records, when MaxRecordsPerKey is smaller
+	bytes     atomic.Uint64  // when MaxBytesPerKey is set
 	exhausted atomic.Bool
 }
+
+// minStripedLimit is the smallest MaxRecordsPerKey counted in stripes;
+// smaller limits are counted exactly, on one shared counter.
+const minStripedLimit = 1 << 20
+
+// ErrRecordTooLarge is returned by Producer.Key for a record larger than
+// MaxBytesPerKey, which no data key could seal.
+var ErrRecordTooLarge = errors.New("keycache: record larger than MaxBytesPerKey")
 
 type call struct {
 	done chan struct{}
@@ -117,8 +126,11 @@ func (p *Producer) Key(ctx context.Context, keyID string, b Binding, n int) (*en
 		}
 		return dk.key, nil
 	}
+	if p.opts.MaxBytesPerKey > 0 && uint64(n) > p.opts.MaxBytesPerKey {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, n, p.opts.MaxBytesPerKey)
+	}
 	p.c.misses.Add(1)
-	for {
+	for attempt := 0; ; attempt++ {
 		c := p.start(s, now)
 		select {
 		case <-c.done:
@@ -132,9 +144,10 @@ func (p *Producer) Key(ctx context.Context, keyID string, b Binding, n int) (*en
 		if c.dk.use(now, n, &p.opts) {
 			return c.dk.key, nil
 		}
-		// Exhausted already by other goroutines: fetch another.
-		if p.closed.Load() {
-			return nil, ErrClosed
+		// Used up by other goroutines already (or expired on arrival):
+		// fetch another, a few times at most.
+		if attempt == 3 {
+			return nil, errors.New("keycache: new data keys are used up as soon as they arrive; MaxRecordsPerKey or MaxBytesPerKey too small for the load")
 		}
 	}
 }
@@ -145,12 +158,21 @@ func (dk *dataKey) use(now time.Time, n int, o *Options) bool {
 	if dk.exhausted.Load() || !now.Before(dk.expires) {
 		return false
 	}
-	if dk.records.add(1) > o.MaxRecordsPerKey/stripes ||
-		o.MaxBytesPerKey > 0 && dk.bytes.add(uint64(n)) > o.MaxBytesPerKey/stripes {
-		dk.exhausted.Store(true)
-		return false
+	var over bool
+	if o.MaxRecordsPerKey >= minStripedLimit {
+		// Each stripe gets its share: the key retires when any share is
+		// used up, slightly early and never late, with no shared counter.
+		over = dk.records.add(1) > o.MaxRecordsPerKey/stripes
+	} else {
+		over = dk.exact.Add(1) > o.MaxRecordsPerKey
 	}
-	return true
+	if !over && o.MaxBytesPerKey > 0 {
+		over = dk.bytes.Add(uint64(n)) > o.MaxBytesPerKey
+	}
+	if over {
+		dk.exhausted.Store(true)
+	}
+	return !over
 }
 
 func (p *Producer) slot(keyID string, b Binding) *slot {
@@ -201,8 +223,17 @@ func (p *Producer) start(s *slot, now time.Time) *call {
 		close(c.done)
 		return c
 	}
-	s.call = c
+	p.lifeMu.Lock()
+	if p.closed.Load() {
+		p.lifeMu.Unlock()
+		s.refreshing.Store(false)
+		c.err = ErrClosed
+		close(c.done)
+		return c
+	}
 	p.wg.Add(1)
+	p.lifeMu.Unlock()
+	s.call = c
 	go p.fetch(s, c)
 	return c
 }
@@ -214,11 +245,11 @@ func (p *Producer) fetch(s *slot, c *call) {
 	now := p.opts.Now()
 	s.mu.Lock()
 	if err == nil {
-		if s.retired != nil {
-			s.retired.key.Destroy()
-		}
-		s.retired = s.cur.Swap(dk)
+		// The key replaced is dropped, not destroyed: goroutines may still
+		// be sealing with it. Its material is cleared once collected.
+		s.cur.Store(dk)
 		p.c.refreshes.Add(1)
+		p.dropExpired(now)
 	} else {
 		s.retryAt.Store(now.Add(p.opts.RefreshRetry).UnixNano())
 	}
@@ -227,6 +258,17 @@ func (p *Producer) fetch(s *slot, c *call) {
 	s.refreshing.Store(false)
 	s.mu.Unlock()
 	close(c.done)
+}
+
+// dropExpired drops the expired keys of every slot, so that the keys of
+// streams no longer written are collected (and cleared) instead of held
+// until Close. It runs after each successful KMS call, about once per TTL.
+func (p *Producer) dropExpired(now time.Time) {
+	for _, s := range *p.slots.Load() {
+		if dk := s.cur.Load(); dk != nil && !now.Before(dk.expires) {
+			s.cur.CompareAndSwap(dk, nil)
+		}
+	}
 }
 
 func (p *Producer) generate(s *slot) (*dataKey, error) {
@@ -277,23 +319,21 @@ func (p *Producer) Stats() Stats {
 }
 
 // Close stops background refreshes, waits for KMS calls in flight, and
-// destroys every cached key. Key returns ErrClosed afterwards.
+// destroys every cached key: Key returns ErrClosed afterwards, and a Seal
+// with a key obtained before fails with envelope.ErrKeyDestroyed.
 func (p *Producer) Close() error {
+	p.lifeMu.Lock()
 	if p.closed.Swap(true) {
+		p.lifeMu.Unlock()
 		return nil
 	}
+	p.lifeMu.Unlock()
 	p.cancel()
 	p.wg.Wait()
 	for _, s := range *p.slots.Load() {
-		s.mu.Lock()
 		if dk := s.cur.Swap(nil); dk != nil {
 			dk.key.Destroy()
 		}
-		if s.retired != nil {
-			s.retired.key.Destroy()
-			s.retired = nil
-		}
-		s.mu.Unlock()
 	}
 	return nil
 }

@@ -43,7 +43,8 @@ var ErrNotSent = errors.New("record: not sent: another record of the batch faile
 // *BatchError that lists every entry: the ones at fault with their reason,
 // the others with ErrNotSent. If Kinesis rejects some records, PutRecords
 // returns its output and a *BatchError listing them (with a *ServiceError
-// each), by their index in in.Records, whose entries still hold the
+// each; a record without a result, or whose result has no sequence number,
+// counts as failed), by their index in in.Records, whose entries still hold the
 // plaintext for a retry. An error from the call itself is returned as is,
 // with a nil output.
 func (e *Encryptor) PutRecords(ctx context.Context, client PutRecordsAPI, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
@@ -97,21 +98,27 @@ func (e *Encryptor) PutRecords(ctx context.Context, client PutRecordsAPI, in *ki
 	if err != nil {
 		return nil, err
 	}
-	if aws.ToInt32(out.FailedRecordCount) == 0 {
-		return out, nil
-	}
+	// Trust the per-record results, not only the count: a record is sent
+	// only if its result entry says so.
 	be := &BatchError{Op: "PutRecords"}
+	if len(out.Records) != len(entries) {
+		for i := range entries {
+			be.Failed = append(be.Failed, RecordError{Index: i, Err: &ServiceError{Code: "Unknown",
+				Message: fmt.Sprintf("response has %d results for %d records", len(out.Records), len(entries))}})
+		}
+		return out, be
+	}
 	for i, r := range out.Records {
-		if r.ErrorCode != nil {
-			be.Failed = append(be.Failed, RecordError{Index: i, Err: &ServiceError{
-				Code: aws.ToString(r.ErrorCode), Message: aws.ToString(r.ErrorMessage)}})
+		if r.ErrorCode != nil || r.SequenceNumber == nil {
+			code := aws.ToString(r.ErrorCode)
+			if code == "" {
+				code = "Unknown"
+			}
+			be.Failed = append(be.Failed, RecordError{Index: i, Err: &ServiceError{Code: code, Message: aws.ToString(r.ErrorMessage)}})
 		}
 	}
 	if len(be.Failed) == 0 {
-		// Inconsistent response: count without codes. Report all.
-		for i := range in.Records {
-			be.Failed = append(be.Failed, RecordError{Index: i, Err: &ServiceError{Code: "Unknown", Message: "FailedRecordCount without per-record error"}})
-		}
+		return out, nil
 	}
 	return out, be
 }

@@ -231,3 +231,37 @@ func TestSetKeyID(t *testing.T) {
 		require.Equal(t, c.arn, d.KeyARN)
 	}
 }
+
+// inconsistentKinesis answers PutRecords with a response that does not
+// account for every record.
+type inconsistentKinesis struct{ short bool }
+
+func (f *inconsistentKinesis) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	out := &kinesis.PutRecordsOutput{}
+	n := len(in.Records)
+	if f.short {
+		n--
+	}
+	for i := range n {
+		e := types.PutRecordsResultEntry{SequenceNumber: aws.String("1")}
+		if i == 0 && !f.short {
+			e = types.PutRecordsResultEntry{ErrorCode: aws.String("InternalFailure")} // and no FailedRecordCount
+		}
+		out.Records = append(out.Records, e)
+	}
+	return out, nil
+}
+
+func TestPutRecordsTrustsPerRecordResults(t *testing.T) {
+	ctx := context.Background()
+	_, _, enc, _ := newPair(t)
+	in := &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: []types.PutRecordsRequestEntry{
+		{PartitionKey: aws.String("a"), Data: []byte("1")}, {PartitionKey: aws.String("b"), Data: []byte("2")}}}
+	var be *record.BatchError
+	_, err := enc.PutRecords(ctx, &inconsistentKinesis{}, in)
+	require.ErrorAs(t, err, &be)
+	require.Equal(t, []int{0}, be.Indexes())
+	_, err = enc.PutRecords(ctx, &inconsistentKinesis{short: true}, in)
+	require.ErrorAs(t, err, &be)
+	require.Equal(t, []int{0, 1}, be.Indexes())
+}
