@@ -1,0 +1,46 @@
+package main
+
+import (
+	"io"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ksse-go/ksse/internal/motoserver"
+	"github.com/ksse-go/ksse/internal/motoserver/mototest"
+)
+
+// TestExample runs the example against moto, as its doc comment says to.
+func TestExample(t *testing.T) {
+	out := runMain(t, mototest.New(t), "-bucket", motoserver.UniqueName("ksse-example"), "-delivery-stream", motoserver.UniqueName("ksse-example"))
+	require.Regexp(t, `(?m)^\S+: {"page":"/","user":42}\n\S+: {"page":"/cart","user":42}\n$`, out)
+}
+
+// runMain runs main with args and the SDK's standard configuration pointed
+// at srv through the environment, and returns its standard output.
+func runMain(t *testing.T, srv *motoserver.Server, args ...string) string {
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL": srv.URL(), "AWS_REGION": motoserver.Region,
+		"AWS_ACCESS_KEY_ID": motoserver.AccessKeyID, "AWS_SECRET_ACCESS_KEY": motoserver.SecretAccessKey,
+		"AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "AWS_PROFILE": "",
+	} {
+		t.Setenv(k, v)
+	}
+	oldArgs, oldStdout := os.Args, os.Stdout
+	defer func() { os.Args, os.Stdout = oldArgs, oldStdout }()
+	os.Args = append([]string{"example"}, args...)
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	os.Stdout = w
+	done := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- string(b)
+	}()
+	main()
+	w.Close()
+	out := <-done
+	t.Logf("output:\n%s", out)
+	return out
+}
