@@ -6,6 +6,7 @@ import (
 	"errors"
 	"runtime"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
@@ -70,12 +71,9 @@ func within(x, y []byte) bool {
 	if len(x) == 0 {
 		return true
 	}
-	for i := range y {
-		if &y[i] == &x[0] {
-			return i+len(x) <= len(y)
-		}
-	}
-	return false
+	px := uintptr(unsafe.Pointer(unsafe.SliceData(x)))
+	py := uintptr(unsafe.Pointer(unsafe.SliceData(y)))
+	return py <= px && px+uintptr(len(x)) <= py+uintptr(len(y))
 }
 
 // fuzzKey is a consumer key of a vector, with the identity of its key
