@@ -256,3 +256,26 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkReader measures splitting and decrypting an object of 1,000
+// records of 1 KiB.
+func BenchmarkReader(b *testing.B) {
+	_, enc, dec := newPair(b)
+	payloads := make([]string, 1000)
+	for i := range payloads {
+		payloads[i] = string(make([]byte, 1024))
+	}
+	obj, _ := object(b, enc, payloads...)
+	b.SetBytes(int64(len(obj)))
+	for b.Loop() {
+		r, err := kssefirehose.NewReader(dec, "clicks", bytes.NewReader(obj))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, err := range r.All(context.Background()) {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
