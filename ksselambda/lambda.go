@@ -18,8 +18,9 @@
 //	lambda.Start(ksselambda.Handler(dec, handle))
 //
 // The event source mapping must have FunctionResponseTypes
-// ["ReportBatchItemFailures"]; without it Lambda ignores the response and
-// treats the batch as processed.
+// ["ReportBatchItemFailures"]. Without it Lambda ignores the response and
+// treats the whole batch as processed: the records that failed to decrypt,
+// and the later ones of their shard, would be skipped (though logged).
 //
 // # Failures
 //
