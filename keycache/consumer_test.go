@@ -8,7 +8,6 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,8 +101,7 @@ func TestConsumerTTL(t *testing.T) {
 	require.NotSame(t, first, second)
 	require.Equal(t, int64(2), k.Calls("Decrypt"), "unwrapped again after the TTL")
 	sealOpen(t, pkey, second)
-	_, err = first.Seal(nil, []byte("pk"), nil)
-	require.ErrorIs(t, err, envelope.ErrKeyDestroyed, "an expired key is destroyed when replaced")
+	sealOpen(t, pkey, first) // dropped, not destroyed under a caller still using it
 	require.Equal(t, 1, c.Stats().Entries)
 
 	// The same wrapped key under another binding is another entry, and
@@ -210,15 +208,11 @@ func TestConsumerLRU(t *testing.T) {
 	require.Equal(t, uint64(len(recs)), st.KMSCalls)
 	require.Greater(t, st.Evictions, uint64(len(recs)-maxEntries-1))
 
-	destroyed := 0
+	// Evicted keys are dropped, not destroyed: a caller that got one
+	// before its eviction can still open its records.
 	for i, key := range keys {
-		if err := cold[i].open(key); errors.Is(err, envelope.ErrKeyDestroyed) {
-			destroyed++
-		} else {
-			require.NoError(t, err)
-		}
+		require.NoError(t, cold[i].open(key), "key %d", i)
 	}
-	require.Equal(t, int(st.Evictions), destroyed, "evicted keys are destroyed")
 
 	// The hot key was never unwrapped again; the first cold key was
 	// evicted long ago and is.
@@ -234,7 +228,6 @@ func TestConsumerLRU(t *testing.T) {
 // TestConsumerMaxEntriesBound: Stats().Entries never exceeds MaxEntries,
 // whatever its value.
 func TestConsumerMaxEntriesBound(t *testing.T) {
-	t.Skip("BUG: keycache Consumer holds up to 16·ceil(MaxEntries/16) keys (e.g. 32 for MaxEntries 20, 16 for 10), more than MaxEntries; see TestConsumerMaxEntriesBound")
 	ctx := context.Background()
 	k := kmstest.New()
 	arn := newKey(k)
@@ -333,7 +326,6 @@ func (r *keyIDRecorder) Decrypt(ctx context.Context, in *kms.DecryptInput, optFn
 // NotAllowed: not as an invalid ciphertext, which package record would
 // report as an authentication failure.
 func TestConsumerStrictSingleKey(t *testing.T) {
-	t.Skip("BUG: keycache Consumer with one AllowedKeyIDs entry reports another key as IncorrectKeyException (class InvalidCiphertext, envelope.ErrOpen in record), not ErrNotAllowed; see TestConsumerStrictSingleKey")
 	ctx := context.Background()
 	k := kmstest.New()
 	allowed, other := newKey(k), newKey(k)
@@ -463,49 +455,10 @@ func TestConsumerStats(t *testing.T) {
 // TestConsumerConcurrent looks up 200 wrapped keys from 32 goroutines, in
 // random order, through a cache of 32 entries with a clock that expires
 // them, and opens a record with every key it gets: under -race this checks
-// the concurrency contract, and that eviction never hands out a wrong key
-// (only, at worst, a destroyed one, which the caller fetches again).
+// the concurrency contract, and that neither eviction nor expiry ever makes
+// a key fail its caller (as envelope.ErrKeyDestroyed, or as ErrOpen for a
+// valid record) or hands out the key of another wrapped key.
 func TestConsumerConcurrent(t *testing.T) {
-	r := consumerChurn(t, 100)
-	require.Zero(t, r.exhausted)
-	t.Logf("%d lookups retried because their key was destroyed in the meantime, %d of them after a spurious ErrOpen", r.retries, r.spurious)
-}
-
-// TestConsumerChurn: under heavy eviction, a caller that retries a lookup
-// whose key was destroyed before it could use it, as package record does
-// (three attempts), must not fail: a valid record must never fail with
-// envelope.ErrKeyDestroyed.
-func TestConsumerChurn(t *testing.T) {
-	t.Skip("BUG: keycache Consumer destroys an evicted key that a caller got from Key (or was waiting for) but has not used yet; under churn record.Decryptor fails valid records with envelope.ErrKeyDestroyed after 3 attempts; see TestConsumerChurn")
-	r := consumerChurn(t, 3)
-	require.Zero(t, r.exhausted, "lookups that got a destroyed key 3 times in a row")
-}
-
-// TestConsumerEvictionNeverFailsAuthentication: a key destroyed (evicted or
-// expired) while a caller opens a valid record with it must make Open fail
-// with envelope.ErrKeyDestroyed, which callers retry, never with
-// envelope.ErrOpen, which package record reports as a record that is not
-// authentic.
-func TestConsumerEvictionNeverFailsAuthentication(t *testing.T) {
-	t.Skip("BUG: envelope.Key.Open racing Key.Destroy (consumer eviction or expiry) returns ErrOpen for a valid record instead of ErrKeyDestroyed; see TestConsumerEvictionNeverFailsAuthentication")
-	var spurious int64
-	for range 3 {
-		spurious += consumerChurn(t, 100).spurious
-	}
-	require.Zero(t, spurious, "valid records that failed authentication because their key was being destroyed")
-}
-
-// churnResult is what consumerChurn saw.
-type churnResult struct {
-	retries   int64 // lookups repeated because the key was destroyed
-	spurious  int64 // of which Open had returned ErrOpen, not ErrKeyDestroyed
-	exhausted int64 // lookups whose every attempt got a destroyed key
-}
-
-// consumerChurn runs the load of TestConsumerConcurrent, retrying each
-// lookup up to attempts times when its key was destroyed before or while it
-// was used.
-func consumerChurn(t *testing.T, attempts int) churnResult {
 	const goroutines, lookups = 32, 400
 	ctx := context.Background()
 	clk := newClock()
@@ -519,7 +472,6 @@ func consumerChurn(t *testing.T, attempts int) churnResult {
 	})
 	defer c.Close()
 
-	var retries, spurious, exhausted atomic.Int64
 	var wg sync.WaitGroup
 	for g := range goroutines {
 		wg.Go(func() {
@@ -528,37 +480,15 @@ func consumerChurn(t *testing.T, attempts int) churnResult {
 					clk.Advance(10 * time.Second)
 				}
 				r := &recs[mrand.IntN(len(recs))]
-				for attempt := 1; ; attempt++ {
-					key, _, err := c.Key(ctx, r.wk, b)
-					if !assert.NoError(t, err) {
-						return
-					}
-					if !assert.Equal(t, r.wk, key.WrappedKey(), "the key of another wrapped key") {
-						return
-					}
-					err = r.open(key)
-					if errors.Is(err, envelope.ErrOpen) {
-						// A valid record under its own key: only a Destroy
-						// racing with Open explains it, which a second Open
-						// shows.
-						if err2 := r.open(key); !assert.ErrorIs(t, err2, envelope.ErrKeyDestroyed, "a valid record failed to open with its key") {
-							return
-						}
-						spurious.Add(1)
-						err = envelope.ErrKeyDestroyed
-					}
-					if errors.Is(err, envelope.ErrKeyDestroyed) {
-						if attempt < attempts {
-							retries.Add(1)
-							continue // evicted while in use
-						}
-						exhausted.Add(1)
-						break
-					}
-					if !assert.NoError(t, err) {
-						return
-					}
-					break
+				key, _, err := c.Key(ctx, r.wk, b)
+				if !assert.NoError(t, err) {
+					return
+				}
+				if !assert.Equal(t, r.wk, key.WrappedKey(), "the key of another wrapped key") {
+					return
+				}
+				if !assert.NoError(t, r.open(key), "a valid record did not open with its key") {
+					return
 				}
 			}
 			_ = c.Stats()
@@ -567,7 +497,6 @@ func consumerChurn(t *testing.T, attempts int) churnResult {
 	wg.Wait()
 	st := c.Stats()
 	require.Empty(t, st.Failures)
-	require.LessOrEqual(t, st.Entries, 32+goroutines, "the bound, give or take the calls in flight")
+	require.LessOrEqual(t, st.Entries, 32, "the bound, once no call is in flight")
 	t.Logf("%d lookups: %d hits, %d misses, %d Decrypt calls, %d evictions", goroutines*lookups, st.Hits, st.Misses, st.KMSCalls, st.Evictions)
-	return churnResult{retries: retries.Load(), spurious: spurious.Load(), exhausted: exhausted.Load()}
 }

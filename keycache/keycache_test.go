@@ -330,7 +330,6 @@ func TestConsumerClose(t *testing.T) {
 // between, is the hook). No KMS call may start after Close has returned, and
 // Key must fail with ErrClosed.
 func TestCloseRacesKey(t *testing.T) {
-	t.Skip("BUG: keycache Producer.Key/Consumer.Key can start a KMS call (wg.Add + go fetch) after Close returned; see TestCloseRacesKey")
 	ctx := context.Background()
 	clk := newClock()
 	b := binding("orders")

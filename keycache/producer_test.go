@@ -2,7 +2,6 @@ package keycache_test
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -71,16 +70,17 @@ func TestProducerTTL(t *testing.T) {
 	require.Equal(t, int64(2), k.Calls("GenerateDataKey"))
 	require.Equal(t, 1, p.Stats().Entries)
 
-	// The key it replaced is retired, not yet destroyed: a caller may be
-	// sealing with it. It is destroyed when its successor is replaced.
-	_, err = first.Seal(nil, []byte("pk"), nil)
-	require.NoError(t, err)
+	// The key it replaced is dropped, not destroyed: a caller may still be
+	// sealing with it, and must be able to finish, however many
+	// replacements later. (Its material is cleared once it is collected.)
 	clk.Advance(keycache.DefaultTTL)
 	third, err := p.Key(ctx, arn, b, 10)
 	require.NoError(t, err)
 	require.NotSame(t, second, third)
-	_, err = first.Seal(nil, []byte("pk"), nil)
-	require.ErrorIs(t, err, envelope.ErrKeyDestroyed, "a data key lives at most two TTLs in memory")
+	for _, old := range []*envelope.Key{first, second} {
+		_, err = old.Seal(nil, []byte("pk"), nil)
+		require.NoError(t, err, "a replaced key destroyed under its user")
+	}
 
 	// Bindings and KMS keys have separate data keys.
 	other, err := p.Key(ctx, arn, binding("payments"), 10)
@@ -146,13 +146,17 @@ func TestProducerRefreshAhead(t *testing.T) {
 	require.Equal(t, int64(2), k.Calls("GenerateDataKey"))
 	clk.Advance(time.Nanosecond)
 	require.Same(t, second, impatient())
-	waitFor(t, "the second refresh", func() bool { return p.Stats().Refreshes == 3 })
-	require.NotSame(t, second, impatient())
+	waitFor(t, "the second refresh", func() bool {
+		key := impatient() // starts the refresh if the last one had not quite ended
+		return p.Stats().Refreshes == 3 || key != second
+	})
+	waitFor(t, "the second refresh", func() bool { return impatient() != second })
 }
 
 // TestProducerOutage: a KMS outage that ends before the current key expires
 // fails no record and makes no caller wait; background refreshes are retried
-// every RefreshRetry meanwhile.
+// every RefreshRetry meanwhile, and one after the outage replaces the key
+// before it expires.
 func TestProducerOutage(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
@@ -167,37 +171,41 @@ func TestProducerOutage(t *testing.T) {
 	clk.Advance(4*time.Minute + 40*time.Second)
 	k.InjectFault("GenerateDataKey", kmstest.Fault{Code: "ThrottlingException"}, -1)
 
-	var keys []*envelope.Key
-	calls := uint64(1)
-	for s := 40; s < 60; s++ { // one record a second, 4:40 to 4:59
+	// One record a second from 4:40 to 4:58; the outage ends at 4:52.
+	// Refreshes are due from 4:45 on, every 5 s after a failure.
+	for s := 40; s < 59; s++ {
 		if s == 52 {
-			k.ClearFaults() // the outage ends
+			k.ClearFaults()
 		}
 		key, err := p.Key(ctx, arn, b, 1)
 		require.NoError(t, err, "at 4:%d", s)
-		keys = append(keys, key)
-		if s == 45 || s == 50 || s == 55 {
-			// A background refresh is due: wait for it to end before the
-			// clock moves on, so that its retry time is deterministic.
-			calls++
-			waitFor(t, "the refresh to end", func() bool { st := p.Stats(); return st.KMSCalls == calls && settled(st) })
+		if s <= 52 {
+			require.Same(t, first, key, "at 4:%d, during the outage", s)
 		}
-		require.Equal(t, calls, p.Stats().KMSCalls, "at 4:%d", s)
+		if s == 45 {
+			waitFor(t, "the first refresh to fail", func() bool { return p.Stats().Failures["Throttling"] == 1 })
+		}
+		// Let a refresh started now end before the clock moves (best
+		// effort: a refresh that reads the clock late retries a second
+		// later, which this test allows).
+		waitFor(t, "refreshes to settle", func() bool { return settled(p.Stats()) })
 		clk.Advance(time.Second)
 	}
-	// Refreshes at 4:45 and 4:50 failed, the one at 4:55 succeeded and its
-	// key was used from 4:56 on.
-	for i, key := range keys {
-		if s := 40 + i; s <= 55 {
-			require.Same(t, first, key, "at 4:%d", s)
-		} else {
-			require.NotSame(t, first, key, "at 4:%d", s)
-		}
-	}
+	// At 4:59, a refresh after the outage has replaced the key, or will: a
+	// record now uses the new key without waiting for KMS.
+	waitFor(t, "a refresh to succeed", func() bool {
+		_, err := p.Key(ctx, arn, b, 1)
+		require.NoError(t, err)
+		return p.Stats().Refreshes == 2
+	})
+	key, err := p.Key(ctx, arn, b, 1)
+	require.NoError(t, err)
+	require.NotSame(t, first, key)
 	st := p.Stats()
-	require.Equal(t, map[string]uint64{"Throttling": 2}, st.Failures)
-	require.Equal(t, uint64(4), st.KMSCalls)
 	require.Equal(t, uint64(1), st.Misses, "no record waited on KMS")
+	require.GreaterOrEqual(t, st.Failures["Throttling"], uint64(1))
+	require.LessOrEqual(t, st.Failures["Throttling"], uint64(2), "refreshes are retried every RefreshRetry, not on every record")
+	require.Equal(t, st.Failures["Throttling"]+2, st.KMSCalls)
 }
 
 // TestProducerFailsClosed: once the key has expired and KMS is down, every
@@ -207,20 +215,21 @@ func TestProducerFailsClosed(t *testing.T) {
 	clk := newClock()
 	k := kmstest.New()
 	arn := newKey(k)
-	p := keycache.NewProducer(k, func(o *keycache.Options) { o.Now = clk.Now })
+	// No refresh-ahead: the key is replaced by the first caller after
+	// expiry (TestProducerOutage covers refreshes during an outage).
+	p := keycache.NewProducer(k, func(o *keycache.Options) { o.Now = clk.Now; o.RefreshAhead = -1 })
 	defer p.Close()
 	b := binding("orders")
 
 	first, err := p.Key(ctx, arn, b, 1)
 	require.NoError(t, err)
 	k.InjectFault("GenerateDataKey", kmstest.Fault{Status: 503}, -1)
-	clk.Advance(keycache.DefaultTTL - time.Second)
-	key, err := p.Key(ctx, arn, b, 1) // still valid; starts a refresh that fails
+	clk.Advance(keycache.DefaultTTL - time.Nanosecond)
+	key, err := p.Key(ctx, arn, b, 1) // still valid, KMS down or not
 	require.NoError(t, err)
 	require.Same(t, first, key)
-	waitFor(t, "the refresh to fail", func() bool { st := p.Stats(); return st.KMSCalls == 2 && settled(st) })
 
-	clk.Advance(time.Second) // expired
+	clk.Advance(time.Nanosecond) // expired
 	for i := range 3 {
 		key, err := p.Key(ctx, arn, b, 1)
 		require.Error(t, err, "call %d after expiry", i)
@@ -230,7 +239,7 @@ func TestProducerFailsClosed(t *testing.T) {
 		require.Equal(t, "GenerateDataKey", ke.Op)
 	}
 	require.Equal(t, 0, p.Stats().Entries)
-	require.Equal(t, int64(5), k.Calls("GenerateDataKey"), "every caller after expiry asks KMS again")
+	require.Equal(t, int64(4), k.Calls("GenerateDataKey"), "every caller after expiry asks KMS again")
 
 	k.ClearFaults()
 	key, err = p.Key(ctx, arn, b, 1)
@@ -429,7 +438,6 @@ func TestProducerMaxBytesPerKey(t *testing.T) {
 // stripes, or records larger than a stripe's share of MaxBytesPerKey, must
 // still let every record be sealed.
 func TestProducerSmallLimits(t *testing.T) {
-	t.Skip("BUG: keycache Producer.Key livelocks (GenerateDataKey in a loop until ctx ends) when MaxRecordsPerKey < 8 or a record exceeds MaxBytesPerKey/8; see TestProducerSmallLimits")
 	for _, tc := range []struct {
 		name             string
 		records, bytes   uint64
@@ -468,8 +476,7 @@ func TestProducerSmallLimits(t *testing.T) {
 		p := keycache.NewProducer(k, func(o *keycache.Options) { o.MaxBytesPerKey = 1000 })
 		defer p.Close()
 		key, err := p.Key(ctx, arn, binding("orders"), 2000)
-		require.Error(t, err, "a record that no key may seal is an error")
-		require.NotErrorIs(t, err, context.DeadlineExceeded, "reported at once, not when the caller gives up")
+		require.ErrorIs(t, err, keycache.ErrRecordTooLarge, "a record that no key may seal")
 		require.Nil(t, key)
 		require.LessOrEqual(t, k.Calls("GenerateDataKey"), int64(1))
 	})
@@ -480,17 +487,62 @@ func TestProducerSmallLimits(t *testing.T) {
 // opens every record with a consumer: under -race this checks the
 // concurrency contract, and that every sealed record is authentic.
 func TestProducerConcurrent(t *testing.T) {
+	producerConcurrent(t, 2000)
+}
+
+// TestProducerContendedLimit: 16 goroutines ask a cold producer for a key at
+// once, with MaxRecordsPerKey 1, so that each needs a data key of its own.
+// Each call of GenerateDataKey serves one of them; every caller must get a
+// key in the end. A bound on the rounds a caller waits (rather than on the
+// calls it sees fail) fails valid records of the callers served last.
+func TestProducerContendedLimit(t *testing.T) {
+	t.Skip("BUG: keycache Producer.Key fails valid records (\"new data keys are used up as soon as they arrive\") when more callers wait than a new key may serve; see TestProducerContendedLimit")
+	const n = 16
+	ctx := context.Background()
+	k := kmstest.New()
+	arn := newKey(k)
+	k.SetLatency(20 * time.Millisecond) // so that they pile up
+	p := keycache.NewProducer(k, func(o *keycache.Options) { o.MaxRecordsPerKey = 1 })
+	defer p.Close()
+	b := binding("orders")
+
+	keys := make([]*envelope.Key, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			var err error
+			keys[i], err = p.Key(ctx, arn, b, 1)
+			assert.NoError(t, err, "caller %d", i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	seen := map[*envelope.Key]bool{}
+	for _, key := range keys {
+		require.NotNil(t, key)
+		require.False(t, seen[key], "a key given to two callers with MaxRecordsPerKey 1")
+		seen[key] = true
+	}
+	require.Equal(t, int64(n), k.Calls("GenerateDataKey"))
+}
+
+// producerConcurrent runs 16 goroutines of 500 records each on a producer
+// with the given MaxRecordsPerKey and a 1-minute TTL, the clock moving 20 s
+// every 50 records of one goroutine, and opens every record with a
+// consumer.
+func producerConcurrent(t *testing.T, maxRecords uint64) {
 	const goroutines, perG = 16, 500
 	ctx := context.Background()
 	clk := newClock()
 	k := kmstest.New()
 	arn := newKey(k)
-	opts := func(o *keycache.Options) {
+	p := keycache.NewProducer(k, func(o *keycache.Options) {
 		o.Now = clk.Now
-		o.MaxRecordsPerKey = 400
+		o.MaxRecordsPerKey = maxRecords
 		o.TTL = time.Minute
-	}
-	p := keycache.NewProducer(k, opts)
+	})
 	defer p.Close()
 	b := binding("orders")
 
@@ -502,21 +554,15 @@ func TestProducerConcurrent(t *testing.T) {
 				if g == 0 && i%50 == 0 {
 					clk.Advance(20 * time.Second)
 				}
-				for attempt := 0; ; attempt++ {
-					key, err := p.Key(ctx, arn, b, 8)
-					if !assert.NoError(t, err) {
-						return
-					}
-					env, err := key.Seal(nil, []byte("pk"), []byte("payload"))
-					if errors.Is(err, envelope.ErrKeyDestroyed) && attempt < 3 {
-						continue // replaced twice while in use
-					}
-					if !assert.NoError(t, err) {
-						return
-					}
-					envs[g] = append(envs[g], env)
-					break
+				key, err := p.Key(ctx, arn, b, 8)
+				if !assert.NoError(t, err, "goroutine %d, record %d", g, i) {
+					return
 				}
+				env, err := key.Seal(nil, []byte("pk"), []byte("payload"))
+				if !assert.NoError(t, err) {
+					return
+				}
+				envs[g] = append(envs[g], env)
 				_ = p.Stats()
 			}
 		})
@@ -525,7 +571,7 @@ func TestProducerConcurrent(t *testing.T) {
 
 	c := keycache.NewConsumer(k)
 	defer c.Close()
-	wrapped := map[string]bool{}
+	wrapped := map[string]int{}
 	for _, g := range envs {
 		require.Len(t, g, perG)
 		for _, env := range g {
@@ -538,10 +584,13 @@ func TestProducerConcurrent(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, "pkpayload", string(out))
 			require.Equal(t, 2, n)
-			wrapped[string(e.WrappedKey)] = true
+			wrapped[string(e.WrappedKey)]++
 		}
 	}
-	require.GreaterOrEqual(t, len(wrapped), goroutines*perG/400)
+	for _, n := range wrapped {
+		require.LessOrEqual(t, uint64(n), maxRecords, "records sealed under one data key")
+	}
+	require.GreaterOrEqual(t, uint64(len(wrapped)), goroutines*perG/maxRecords)
 	require.Equal(t, uint64(len(wrapped)), c.Stats().KMSCalls)
 	t.Logf("%d records on %d data keys, %d GenerateDataKey calls", goroutines*perG, len(wrapped), k.Calls("GenerateDataKey"))
 }
