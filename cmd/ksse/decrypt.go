@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/ksse-go/ksse/keycache"
+	"github.com/ksse-go/ksse/record"
+)
+
+const decryptSynopsis = "--stream S [--firehose] [--key-arn ARN]... [FILE]"
+
+const decryptDescription = `
+Decrypts FILE (or standard input, also as "-"): envelopes written one after
+the other, as Firehose delivers records to an S3 object, or the Data of a
+single Kinesis record. S is the Kinesis data stream (or, with --firehose, the
+Firehose delivery stream) that the records were written to: it is
+authenticated with every record, so a record decrypts only for its own
+stream.
+
+Prints one JSON object per record on standard output:
+
+  {"index":0,"partitionKey":"…","data":"…","encryptionType":"KMS"}
+
+index is the record's position in the input, from 0; Firehose records have no
+partition key. data is the payload as text if it is valid UTF-8, and
+otherwise base64 with "dataEncoding":"base64".
+
+A record that fails to authenticate is not printed, not even in part: it is
+reported on standard error with its index and byte offset, the next records
+are decrypted, and the exit status is 1. Bytes that do not form a complete
+envelope (a truncated record, trailing data, a plaintext record) end the
+input with an error and exit status 1.`
+
+func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
+	fs := newFlagSet(c, decryptSynopsis, decryptDescription)
+	stream := fs.String("stream", "", "stream the records were written to: Kinesis data stream name or ARN, or with --firehose delivery stream (required)")
+	firehose := fs.Bool("firehose", false, "S is a Firehose delivery stream")
+	var keyARNs stringsFlag
+	fs.Var(&keyARNs, "key-arn", "accept only data keys of this KMS key ARN (strict mode; repeatable)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if *stream == "" {
+		return usagef("--stream is required: records are authenticated with the stream they were written to")
+	}
+	var st record.Stream
+	if *firehose {
+		st, err = record.FirehoseStream(*stream)
+	} else {
+		st, err = record.KinesisStream(*stream)
+	}
+	if err != nil {
+		return usagef("--stream %q: not a valid %s name or ARN", *stream, map[bool]string{false: "Kinesis stream", true: "Firehose delivery stream"}[*firehose])
+	}
+	in, closeIn, err := openInput(c, pos)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+
+	cfg, err := c.loadConfig(ctx)
+	if err != nil {
+		return err
+	}
+	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg), func(o *record.Options) {
+		o.Cache = keycache.Options{AllowedKeyIDs: keyARNs}
+	})
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+
+	n, failed, err := decryptAll(ctx, dec, st, in, newRecordWriter(c.stdout), c.warnf)
+	if err != nil {
+		c.warnf("%v", err)
+		return errReported
+	}
+	if failed > 0 {
+		c.warnf("%d of %d records failed to decrypt", failed, n)
+		return errReported
+	}
+	return nil
+}
+
+// decryptAll decrypts the envelopes of r, prints the authentic ones to out
+// and reports the others with warnf. It returns the number of envelopes and
+// of failures, and an error when r cannot be split (or read, or written) to
+// its end.
+func decryptAll(ctx context.Context, dec *record.Decryptor, st record.Stream, r io.Reader, out *recordWriter, warnf func(string, ...any)) (n, failed int, err error) {
+	sp := newSplitter(r)
+	var buf []byte
+	for ; ; n++ {
+		e, off, err := sp.next()
+		if err == io.EOF {
+			return n, failed, nil
+		}
+		if err != nil {
+			if errors.Is(err, errMalformed) {
+				return n, failed, fmt.Errorf("record %d: %w", n, err)
+			}
+			return n, failed, fmt.Errorf("reading input: %w", err)
+		}
+		plain, pkLen, _, err := dec.Open(ctx, buf[:0], st, &e)
+		if err != nil {
+			failed++
+			warnf("record %d (byte %d, %d bytes) failed to decrypt: %v", n, off, e.Size(), err)
+			continue
+		}
+		buf = plain
+		idx := n
+		jr := jsonRecord{Index: &idx, PartitionKey: string(plain[:pkLen]), EncryptionType: "KMS"}
+		jr.setData(plain[pkLen:])
+		if err := out.write(&jr); err != nil {
+			return n, failed, fmt.Errorf("writing output: %w", err)
+		}
+	}
+}

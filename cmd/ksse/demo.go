@@ -1,0 +1,457 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/hashkey"
+	"github.com/ksse-go/ksse/internal/motoserver"
+	"github.com/ksse-go/ksse/kmstest"
+	"github.com/ksse-go/ksse/record"
+)
+
+const demoSynopsis = "[--key-id K] [--records N] [--embedded]"
+
+const demoDescription = `
+Runs ksse end to end with real records: creates a Kinesis stream with 2
+shards, encrypts records and sends them with PutRecords, reads them back with
+GetRecords, decrypts and verifies them, shows that tampered records are
+rejected, and prints what it did: records, plaintext and ciphertext sizes,
+per-record overhead, shard placement, KMS calls. The last line is
+"demo: OK …" on success; any check that fails ends it with "demo: FAILED …"
+and exit status 1.
+
+Where it runs:
+
+  - Embedded default, with no AWS endpoint configured (AWS_ENDPOINT_URL,
+    AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL_KMS) and no --key-id, or with
+    --embedded: Kinesis on a moto server that the demo starts (python3 -m
+    moto.server; pip install 'moto[server]'), KMS on the ksse test KMS
+    (package kmstest) served over HTTP to a real KMS client. Nothing leaves
+    the machine.
+  - Otherwise the standard AWS configuration: a real AWS account needs
+    --key-id (a symmetric KMS key you may use); the demo creates a temporary
+    stream named ksse-demo-<random> (2 provisioned shards, a few minutes of
+    shard-hours) and deletes it at the end. With an endpoint that overrides
+    KMS (a local emulator) and no --key-id, it creates a KMS key there and
+    schedules its deletion at the end.`
+
+func cmdDemo(ctx context.Context, c *cli, args []string) error {
+	fs := newFlagSet(c, demoSynopsis, demoDescription)
+	keyID := fs.String("key-id", "", "KMS key to encrypt under (required with real AWS)")
+	n := fs.Int("records", 20, "number of records, 1 to 500")
+	embedded := fs.Bool("embedded", false, "use the embedded default even if AWS is configured")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if *n < 1 || *n > record.MaxPutRecordsEntries {
+		return usagef("--records must be 1 to %d", record.MaxPutRecordsEntries)
+	}
+	if *embedded && *keyID != "" {
+		return usagef("--key-id names a key of a configured KMS: it cannot be used with --embedded")
+	}
+	kinesisEndpoint := envSet("AWS_ENDPOINT_URL") || envSet("AWS_ENDPOINT_URL_KINESIS")
+	kmsEndpoint := envSet("AWS_ENDPOINT_URL") || envSet("AWS_ENDPOINT_URL_KMS")
+
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	d := &demo{w: c.stdout, n: *n, keyID: *keyID}
+
+	if *embedded || (*keyID == "" && !kinesisEndpoint && !kmsEndpoint) {
+		moto, err := motoserver.Start(ctx)
+		if err != nil {
+			if errors.Is(err, motoserver.ErrNotInstalled) {
+				return fmt.Errorf("the embedded default runs Kinesis on moto, which is not installed (pip install 'moto[server]'); or configure AWS and pass --key-id: %w", err)
+			}
+			return fmt.Errorf("starting moto: %w", err)
+		}
+		defer moto.Close()
+		d.testKMS = kmstest.New()
+		_, d.keyID = d.testKMS.CreateKey(kmstypes.KeySpecSymmetricDefault)
+		ks := kmstest.NewServer(d.testKMS)
+		defer ks.Close()
+		d.kms = ks.Client()
+		d.kinesis = kinesis.NewFromConfig(moto.AWSConfig())
+		d.waitDelay = 100 * time.Millisecond
+		d.printf("embedded default: Kinesis on moto at %s, KMS on the ksse test KMS (kmstest) at %s", moto.URL(), ks.URL())
+	} else {
+		cfg, err := c.loadConfig(ctx)
+		if err != nil {
+			return err
+		}
+		d.kms = kms.NewFromConfig(cfg)
+		d.kinesis = kinesis.NewFromConfig(cfg)
+		d.waitDelay = time.Second
+		where := "AWS (region " + cfg.Region + ")"
+		if kinesisEndpoint || kmsEndpoint {
+			where = fmt.Sprintf("the configured endpoints (Kinesis %s, KMS %s; region %s)", endpointOf("KINESIS"), endpointOf("KMS"), cfg.Region)
+		}
+		d.printf("using %s", where)
+		if d.keyID == "" {
+			if !kmsEndpoint {
+				return usagef("--key-id is required with AWS KMS (or set AWS_ENDPOINT_URL_KMS to an emulator, or use --embedded)")
+			}
+			out, err := d.kms.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("ksse demo (temporary)")})
+			if err != nil {
+				return fmt.Errorf("CreateKey: %w", err)
+			}
+			d.keyID = aws.ToString(out.KeyMetadata.Arn)
+			defer func() {
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				defer cancel()
+				if _, err := d.kms.ScheduleKeyDeletion(cctx, &kms.ScheduleKeyDeletionInput{KeyId: aws.String(d.keyID), PendingWindowInDays: aws.Int32(7)}); err != nil {
+					c.warnf("could not schedule the deletion of KMS key %s: %v", d.keyID, err)
+				}
+			}()
+		}
+	}
+
+	summary, err := d.run(ctx)
+	if err != nil {
+		d.printf("FAILED: %v", err)
+		return errReported
+	}
+	d.printf("OK: %s", summary)
+	return nil
+}
+
+func envSet(name string) bool { return os.Getenv(name) != "" }
+
+func endpointOf(service string) string {
+	if v := os.Getenv("AWS_ENDPOINT_URL_" + service); v != "" {
+		return v
+	}
+	if v := os.Getenv("AWS_ENDPOINT_URL"); v != "" {
+		return v
+	}
+	return "AWS"
+}
+
+// demo is one run of the demonstration.
+type demo struct {
+	w         io.Writer
+	n         int
+	keyID     string
+	kms       *kms.Client
+	kinesis   *kinesis.Client
+	testKMS   *kmstest.KMS // the embedded KMS, for its own call counts
+	waitDelay time.Duration
+}
+
+func (d *demo) printf(format string, args ...any) {
+	fmt.Fprintf(d.w, "demo: "+format+"\n", args...)
+}
+
+// demoShard is a shard of the demo stream.
+type demoShard struct {
+	id         string
+	start, end *big.Int
+}
+
+// sentRecord is a record of the demo: what was sent and what came back.
+type sentRecord struct {
+	partitionKey string
+	payload      []byte
+	shardID      string // where PutRecords put it
+	expected     string // where its plaintext partition key routes it
+	read         bool
+}
+
+// run runs the demonstration and returns the summary of the final line.
+func (d *demo) run(ctx context.Context) (string, error) {
+	d.printf("KMS key %s", d.keyID)
+	name, shards, cleanup, err := d.createStream(ctx)
+	if cleanup != nil {
+		defer cleanup()
+	}
+	if err != nil {
+		return "", err
+	}
+	ids := make([]string, len(shards))
+	for i, s := range shards {
+		ids[i] = s.id
+	}
+	d.printf("created stream %s with %d shards (%s)", name, len(shards), strings.Join(ids, ", "))
+
+	enc, err := record.NewEncryptor(d.kms, d.keyID)
+	if err != nil {
+		return "", err
+	}
+	defer enc.Close()
+	dec, err := record.NewDecryptor(d.kms)
+	if err != nil {
+		return "", err
+	}
+	defer dec.Close()
+
+	// Produce.
+	recs := make([]sentRecord, d.n)
+	entries := make([]types.PutRecordsRequestEntry, d.n)
+	var payloadBytes, pkBytes int
+	for i := range recs {
+		customer := i%8 + 1
+		r := &recs[i]
+		r.partitionKey = fmt.Sprintf("customer-%d", customer)
+		r.payload = fmt.Appendf(nil, `{"order":%d,"customer":%d,"item":"%s","cents":%d}`, 1001+i, customer, demoItems[i%len(demoItems)], 199+137*i%4000)
+		r.expected = shardFor(shards, r.partitionKey)
+		entries[i] = types.PutRecordsRequestEntry{PartitionKey: aws.String(r.partitionKey), Data: r.payload}
+		payloadBytes += len(r.payload)
+		pkBytes += len(r.partitionKey)
+	}
+	out, err := enc.PutRecords(ctx, d.kinesis, &kinesis.PutRecordsInput{StreamName: aws.String(name), Records: entries})
+	if err != nil {
+		return "", fmt.Errorf("PutRecords: %w", err)
+	}
+	// A sequence number is unique within its shard (moto numbers each
+	// shard from 1).
+	type position struct{ shard, seq string }
+	sentAt := map[position]int{}
+	placed := 0
+	for i, r := range out.Records {
+		recs[i].shardID = aws.ToString(r.ShardId)
+		sentAt[position{recs[i].shardID, aws.ToString(r.SequenceNumber)}] = i
+		if recs[i].shardID == recs[i].expected {
+			placed++
+		}
+	}
+	d.printf("sent %d records with Encryptor.PutRecords (1 PutRecords call): %d accepted", d.n, len(out.Records))
+	d.printf("plaintext: %d bytes of payload + %d bytes of partition keys (%.1f + %.1f per record)",
+		payloadBytes, pkBytes, float64(payloadBytes)/float64(d.n), float64(pkBytes)/float64(d.n))
+
+	// Consume: the raw records as the stream holds them.
+	raw, calls, err := d.readAll(ctx, name, shards)
+	if err != nil {
+		return "", err
+	}
+	if len(raw) != d.n {
+		return "", fmt.Errorf("read back %d records, want %d", len(raw), d.n)
+	}
+	var wireBytes int
+	var wrappedKeyLen int
+	for _, r := range raw {
+		wireBytes += len(r.rec.Data)
+		if aws.ToString(r.rec.PartitionKey) != record.OutboundPartitionKey {
+			return "", fmt.Errorf("record %s has partition key %q on the wire, want %q", aws.ToString(r.rec.SequenceNumber), aws.ToString(r.rec.PartitionKey), record.OutboundPartitionKey)
+		}
+		for j := range recs {
+			if bytes.Contains(r.rec.Data, recs[j].payload) || bytes.Contains(r.rec.Data, []byte(recs[j].partitionKey)) {
+				return "", fmt.Errorf("record %s on the wire contains a plaintext payload or partition key", aws.ToString(r.rec.SequenceNumber))
+			}
+		}
+		e, _, err := envelope.Parse(r.rec.Data)
+		if err != nil {
+			return "", fmt.Errorf("record %s on the wire is not an envelope", aws.ToString(r.rec.SequenceNumber))
+		}
+		wrappedKeyLen = len(e.WrappedKey)
+	}
+	d.printf("read back %d records with GetRecords (%d calls); on the wire: %d bytes of Data (%.1f per record), partition key %q on every record, no plaintext payload or partition key in any record",
+		len(raw), calls, wireBytes, float64(wireBytes)/float64(d.n), record.OutboundPartitionKey)
+	d.printf("overhead: %.1f bytes per record = %d (envelope) + %d (KMS-wrapped data key) + %.1f (the partition key, now inside the envelope)",
+		float64(wireBytes-payloadBytes)/float64(d.n), envelope.Overhead, wrappedKeyLen, float64(pkBytes)/float64(d.n))
+
+	// Keep the raw bytes of one record for the tampering checks, since
+	// DecryptRecords decrypts in place.
+	sample := slices.Clone(raw[0].rec.Data)
+	plain := make([]types.Record, len(raw))
+	for i, r := range raw {
+		plain[i] = r.rec
+		plain[i].Data = slices.Clone(r.rec.Data)
+	}
+	if err := dec.DecryptRecords(ctx, name, plain); err != nil {
+		return "", fmt.Errorf("DecryptRecords: %w", err)
+	}
+	perShard := map[string]int{}
+	for i, p := range plain {
+		j, ok := sentAt[position{raw[i].shard, aws.ToString(p.SequenceNumber)}]
+		if !ok {
+			return "", fmt.Errorf("read a record that the demo did not send: %s", aws.ToString(p.SequenceNumber))
+		}
+		r := &recs[j]
+		if r.read {
+			return "", fmt.Errorf("record %s read twice", aws.ToString(p.SequenceNumber))
+		}
+		r.read = true
+		if aws.ToString(p.PartitionKey) != r.partitionKey || !bytes.Equal(p.Data, r.payload) {
+			return "", fmt.Errorf("record %s decrypted to something else than was sent", aws.ToString(p.SequenceNumber))
+		}
+		if p.EncryptionType != types.EncryptionTypeKms {
+			return "", fmt.Errorf("record %s: EncryptionType %q, want KMS", aws.ToString(p.SequenceNumber), p.EncryptionType)
+		}
+		perShard[raw[i].shard]++
+	}
+	d.printf("decrypted %d records with DecryptRecords: every payload and partition key equals what was sent", len(plain))
+	var placement []string
+	for _, s := range shards {
+		placement = append(placement, fmt.Sprintf("%s: %d", s.id, perShard[s.id]))
+	}
+	if placed != d.n {
+		return "", fmt.Errorf("shard placement: %d of %d records on the shard of their plaintext partition key", placed, d.n)
+	}
+	d.printf("shard placement equals plaintext placement: %d/%d records on the shard their partition key hashes to (%s)", placed, d.n, strings.Join(placement, ", "))
+
+	// Tampering. A flipped bit of the body fails authentication without
+	// a KMS call (the data key is cached); the same record presented as
+	// another stream's fails too (checked with a separate Decryptor, whose
+	// KMS call is not part of the counts below).
+	e, _, _ := envelope.Parse(sample)
+	tampered := slices.Clone(sample)
+	tampered[envelope.HeaderSize+len(e.Body)/2] ^= 0x01
+	if _, err := dec.Decrypt(ctx, name, tampered); !errors.Is(err, envelope.ErrOpen) {
+		return "", fmt.Errorf("a record with one flipped bit was not rejected: %v", err)
+	}
+	probe, err := record.NewDecryptor(d.kms)
+	if err != nil {
+		return "", err
+	}
+	defer probe.Close()
+	if _, err := probe.Decrypt(ctx, name+"-elsewhere", sample); !errors.Is(err, envelope.ErrOpen) {
+		return "", fmt.Errorf("a record presented as another stream's was not rejected: %v", err)
+	}
+	d.printf("tampering: a record with one flipped bit is rejected (%v); the same record presented as another stream's is rejected", envelope.ErrOpen)
+
+	gdk, dk := enc.Stats().KMSCalls, dec.Stats().KMSCalls
+	d.printf("KMS calls: %d GenerateDataKey (producer; the data key is cached for 5 minutes), %d Decrypt (consumer; one per data key) for %d records", gdk, dk, d.n)
+	if d.testKMS != nil {
+		sgdk, sdk := d.testKMS.Calls("GenerateDataKey"), d.testKMS.Calls("Decrypt")
+		if uint64(sgdk) != gdk || uint64(sdk) != dk+probe.Stats().KMSCalls {
+			return "", fmt.Errorf("the test KMS counted %d GenerateDataKey and %d Decrypt calls, the caches %d and %d", sgdk, sdk, gdk, dk+probe.Stats().KMSCalls)
+		}
+		d.printf("the test KMS server counted the same calls")
+	}
+	return fmt.Sprintf("%d records encrypted, sent to %d shards, read back, decrypted and verified with %d KMS calls", d.n, len(perShard), gdk+dk), nil
+}
+
+var demoItems = []string{"tea", "coffee", "scones", "jam", "bread", "cheese", "apples"}
+
+// createStream creates the demo stream with 2 shards and waits until it is
+// active. cleanup, if not nil, deletes it.
+func (d *demo) createStream(ctx context.Context) (name string, shards []demoShard, cleanup func(), err error) {
+	var b [6]byte
+	rand.Read(b[:])
+	name = "ksse-demo-" + hex.EncodeToString(b[:])
+	_, err = d.kinesis.CreateStream(ctx, &kinesis.CreateStreamInput{
+		StreamName:        aws.String(name),
+		ShardCount:        aws.Int32(2),
+		StreamModeDetails: &types.StreamModeDetails{StreamMode: types.StreamModeProvisioned},
+	})
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("CreateStream: %w", err)
+	}
+	cleanup = func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, err := d.kinesis.DeleteStream(cctx, &kinesis.DeleteStreamInput{StreamName: aws.String(name), EnforceConsumerDeletion: aws.Bool(true)}); err != nil {
+			d.printf("could not delete stream %s: %v", name, err)
+			return
+		}
+		d.printf("deleted stream %s", name)
+	}
+	w := kinesis.NewStreamExistsWaiter(d.kinesis, func(o *kinesis.StreamExistsWaiterOptions) {
+		o.MinDelay = d.waitDelay
+		o.MaxDelay = max(d.waitDelay, 5*time.Second)
+	})
+	if err := w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(name)}, 5*time.Minute); err != nil {
+		return name, nil, cleanup, fmt.Errorf("waiting for stream %s: %w", name, err)
+	}
+	out, err := d.kinesis.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(name)})
+	if err != nil {
+		return name, nil, cleanup, fmt.Errorf("ListShards: %w", err)
+	}
+	for _, s := range out.Shards {
+		start, ok1 := new(big.Int).SetString(aws.ToString(s.HashKeyRange.StartingHashKey), 10)
+		end, ok2 := new(big.Int).SetString(aws.ToString(s.HashKeyRange.EndingHashKey), 10)
+		if !ok1 || !ok2 {
+			return name, nil, cleanup, fmt.Errorf("shard %s has an invalid hash key range", aws.ToString(s.ShardId))
+		}
+		shards = append(shards, demoShard{id: aws.ToString(s.ShardId), start: start, end: end})
+	}
+	return name, shards, cleanup, nil
+}
+
+// shardFor returns the shard that a plaintext partition key routes to.
+func shardFor(shards []demoShard, partitionKey string) string {
+	h, _ := new(big.Int).SetString(hashkey.Of(partitionKey), 10)
+	for _, s := range shards {
+		if h.Cmp(s.start) >= 0 && h.Cmp(s.end) <= 0 {
+			return s.id
+		}
+	}
+	return ""
+}
+
+// rawRecord is a record as read from a shard.
+type rawRecord struct {
+	shard string
+	rec   types.Record
+}
+
+// readAll reads every shard from its start until it has d.n records or the
+// shards are caught up, and returns the records and the number of
+// GetRecords calls.
+func (d *demo) readAll(ctx context.Context, name string, shards []demoShard) ([]rawRecord, int, error) {
+	iters := make([]*string, len(shards))
+	for i, s := range shards {
+		out, err := d.kinesis.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+			StreamName:        aws.String(name),
+			ShardId:           aws.String(s.id),
+			ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
+		})
+		if err != nil {
+			return nil, 0, fmt.Errorf("GetShardIterator %s: %w", s.id, err)
+		}
+		iters[i] = out.ShardIterator
+	}
+	var raw []rawRecord
+	calls := 0
+	deadline := time.Now().Add(time.Minute)
+	for len(raw) < d.n {
+		if time.Now().After(deadline) {
+			return raw, calls, fmt.Errorf("read %d of %d records in a minute", len(raw), d.n)
+		}
+		idle := true
+		for i, s := range shards {
+			if iters[i] == nil {
+				continue
+			}
+			out, err := d.kinesis.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iters[i]})
+			calls++
+			if err != nil {
+				return nil, calls, fmt.Errorf("GetRecords %s: %w", s.id, err)
+			}
+			for _, r := range out.Records {
+				raw = append(raw, rawRecord{shard: s.id, rec: r})
+			}
+			if len(out.Records) > 0 {
+				idle = false
+			}
+			iters[i] = out.NextShardIterator
+		}
+		if idle && len(raw) < d.n {
+			if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+				return raw, calls, err
+			}
+		}
+	}
+	return raw, calls, nil
+}
