@@ -137,7 +137,9 @@ func PutRecord(ctx context.Context, enc *record.Encryptor, client PutRecordAPI, 
 //
 // If Firehose rejects some records (FailedPutCount), PutRecordBatch returns
 // its output and a *record.BatchError listing them, each with a
-// *record.ServiceError holding the ErrorCode, by their index in in.Records:
+// *record.ServiceError holding the ErrorCode (a record without a result, or
+// whose result has no RecordId, counts as failed), by their index in
+// in.Records:
 // the caller retries those of its own plaintext records. An error from the
 // call itself is returned as is, with a nil output.
 func PutRecordBatch(ctx context.Context, enc *record.Encryptor, client PutRecordBatchAPI, in *firehose.PutRecordBatchInput, optFns ...func(*firehose.Options)) (*firehose.PutRecordBatchOutput, error) {
@@ -211,24 +213,29 @@ func notSent(n int, failed record.RecordError) *record.BatchError {
 	return be
 }
 
-// batchFailures returns the records that Firehose rejected, or nil.
+// batchFailures returns the records that Firehose rejected, or nil. It
+// trusts the per-record results, not only the count: a record is delivered
+// only if its result has a RecordId and no ErrorCode.
 func batchFailures(out *firehose.PutRecordBatchOutput, n int) *record.BatchError {
-	if aws.ToInt32(out.FailedPutCount) == 0 {
-		return nil
-	}
 	be := &record.BatchError{Op: "PutRecordBatch"}
+	if len(out.RequestResponses) != n {
+		for i := range n {
+			be.Failed = append(be.Failed, record.RecordError{Index: i, Err: &record.ServiceError{Code: "Unknown",
+				Message: fmt.Sprintf("response has %d results for %d records", len(out.RequestResponses), n)}})
+		}
+		return be
+	}
 	for i, r := range out.RequestResponses {
-		if r.ErrorCode != nil {
-			be.Failed = append(be.Failed, record.RecordError{Index: i, Err: &record.ServiceError{
-				Code: aws.ToString(r.ErrorCode), Message: aws.ToString(r.ErrorMessage)}})
+		if r.ErrorCode != nil || r.RecordId == nil {
+			code := aws.ToString(r.ErrorCode)
+			if code == "" {
+				code = "Unknown"
+			}
+			be.Failed = append(be.Failed, record.RecordError{Index: i, Err: &record.ServiceError{Code: code, Message: aws.ToString(r.ErrorMessage)}})
 		}
 	}
 	if len(be.Failed) == 0 {
-		// A count without per-record codes: report every record.
-		for i := range n {
-			be.Failed = append(be.Failed, record.RecordError{Index: i, Err: &record.ServiceError{
-				Code: "Unknown", Message: "FailedPutCount without per-record error"}})
-		}
+		return nil
 	}
 	return be
 }

@@ -389,3 +389,34 @@ func TestMotoDirectPutToS3(t *testing.T) {
 	}
 	require.Empty(t, want)
 }
+
+// shortFirehose answers PutRecordBatch with fewer results than records, or
+// results without a RecordId, and no FailedPutCount.
+type shortFirehose struct{ missingID bool }
+
+func (f shortFirehose) PutRecordBatch(_ context.Context, in *firehose.PutRecordBatchInput, _ ...func(*firehose.Options)) (*firehose.PutRecordBatchOutput, error) {
+	out := &firehose.PutRecordBatchOutput{FailedPutCount: aws.Int32(0)}
+	for i := range in.Records {
+		switch {
+		case f.missingID && i == 1:
+			out.RequestResponses = append(out.RequestResponses, types.PutRecordBatchResponseEntry{})
+		case !f.missingID && i == len(in.Records)-1:
+		default:
+			out.RequestResponses = append(out.RequestResponses, types.PutRecordBatchResponseEntry{RecordId: aws.String("id")})
+		}
+	}
+	return out, nil
+}
+
+// TestInconsistentResponse: records are delivered only if their result says
+// so, whatever FailedPutCount says.
+func TestInconsistentResponse(t *testing.T) {
+	_, enc, _ := newPair(t)
+	var be *record.BatchError
+	_, err := kssefirehose.PutRecordBatch(context.Background(), enc, shortFirehose{}, batch("a", "b", "c"))
+	require.ErrorAs(t, err, &be)
+	require.Equal(t, []int{0, 1, 2}, be.Indexes())
+	_, err = kssefirehose.PutRecordBatch(context.Background(), enc, shortFirehose{missingID: true}, batch("a", "b", "c"))
+	require.ErrorAs(t, err, &be)
+	require.Equal(t, []int{1}, be.Indexes())
+}
