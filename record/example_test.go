@@ -62,7 +62,9 @@ func Example() {
 
 // exampleKinesis stands in for a *kinesis.Client: it keeps what it is sent
 // and accepts every record.
-type exampleKinesis struct{ got []types.PutRecordsRequestEntry }
+type exampleKinesis struct {
+	got []types.PutRecordsRequestEntry
+}
 
 func (k *exampleKinesis) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
 	k.got = append(k.got, in.Records...)
