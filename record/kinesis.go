@@ -41,7 +41,9 @@ var ErrNotSent = errors.New("record: not sent: another record of the batch faile
 // hash key of the plaintext partition key, unless the caller set one. If any
 // entry fails to validate or encrypt, nothing is sent and the error is a
 // *BatchError that lists every entry: the ones at fault with their reason,
-// the others with ErrNotSent. If Kinesis rejects some records, PutRecords
+// the others with ErrNotSent. If the encrypted request exceeds
+// MaxPutRecordsSize, nothing is sent and the error is ErrRecordTooLarge. If
+// Kinesis rejects some records, PutRecords
 // returns its output and a *BatchError listing them (with a *ServiceError
 // each; a record without a result, or whose result has no sequence number,
 // counts as failed), by their index in in.Records, whose entries still hold the
@@ -84,8 +86,8 @@ func (e *Encryptor) PutRecords(ctx context.Context, client PutRecordsAPI, in *ki
 		total += len(env) + len(OutboundPartitionKey)
 	}
 	if failed == nil && total > e.opts.MaxPutRecordsSize {
-		err := fmt.Errorf("%w: request of %d bytes encrypted, limit %d", ErrRecordTooLarge, total, e.opts.MaxPutRecordsSize)
-		failed = append(failed, RecordError{Index: 0, Err: err})
+		clear(entries)
+		return nil, fmt.Errorf("%w: request of %d bytes encrypted, limit %d: split the batch", ErrRecordTooLarge, total, e.opts.MaxPutRecordsSize)
 	}
 	if failed != nil {
 		clear(entries)

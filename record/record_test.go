@@ -50,6 +50,11 @@ func TestEncryptDecrypt(t *testing.T) {
 	require.True(t, d.Encrypted)
 	require.Equal(t, arn, d.KeyARN)
 
+	// By the ARN of an enhanced fan-out consumer of the stream.
+	d, err = dec.Decrypt(ctx, "arn:aws:kinesis:us-east-1:111122223333:stream/orders/consumer/app:1700000000", r.Data)
+	require.NoError(t, err)
+	require.Equal(t, "hello", string(d.Data))
+
 	// Another stream: not authentic.
 	_, err = dec.Decrypt(ctx, "payments", r.Data)
 	require.Equal(t, envelope.ErrOpen, err)

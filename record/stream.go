@@ -26,8 +26,14 @@ const (
 )
 
 // KinesisStream returns the Stream of a Kinesis data stream given by name or
-// ARN (arn:PARTITION:kinesis:REGION:ACCOUNT:stream/NAME).
+// ARN (arn:PARTITION:kinesis:REGION:ACCOUNT:stream/NAME), or by the ARN of
+// one of its enhanced fan-out consumers (…:stream/NAME/consumer/C:T).
 func KinesisStream(nameOrARN string) (Stream, error) {
+	if strings.HasPrefix(nameOrARN, "arn:") {
+		if i := strings.Index(nameOrARN, "/consumer/"); i > 0 {
+			nameOrARN = nameOrARN[:i]
+		}
+	}
 	return parseStream("kinesis", "stream/", nameOrARN)
 }
 
