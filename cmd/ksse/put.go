@@ -103,8 +103,8 @@ func cmdPut(ctx context.Context, c *cli, args []string) error {
 		return enc.Encrypt(ctx, st.Name(), pk, data)
 	})
 	p.progress.done()
-	c.warnf("%d records (%d bytes of payload, %d bytes encrypted) sent to %s in %d PutRecords batches (%d calls, %d records retried); KMS GenerateDataKey calls: %d",
-		p.sent, p.plainBytes, p.wireBytes, st.Name(), p.batches, p.calls, p.retried, enc.Stats().KMSCalls)
+	c.warnf("sent %d records to %s: %d bytes of payload, %d bytes encrypted; batches: %d, PutRecords calls: %d, records retried: %d; KMS GenerateDataKey calls: %d",
+		p.sent, st.Name(), p.plainBytes, p.wireBytes, p.batches, p.calls, p.retried, enc.Stats().KMSCalls)
 	return err
 }
 
