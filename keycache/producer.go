@@ -130,7 +130,7 @@ func (p *Producer) Key(ctx context.Context, keyID string, b Binding, n int) (*en
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, n, p.opts.MaxBytesPerKey)
 	}
 	p.c.misses.Add(1)
-	for attempt := 0; ; attempt++ {
+	for {
 		c := p.start(s, now)
 		select {
 		case <-c.done:
@@ -145,9 +145,11 @@ func (p *Producer) Key(ctx context.Context, keyID string, b Binding, n int) (*en
 			return c.dk.key, nil
 		}
 		// Used up by other goroutines already (or expired on arrival):
-		// fetch another, a few times at most.
-		if attempt == 3 {
-			return nil, errors.New("keycache: new data keys are used up as soon as they arrive; MaxRecordsPerKey or MaxBytesPerKey too small for the load")
+		// fetch another. Every new key serves at least one record (a record
+		// larger than MaxBytesPerKey was refused above), so this makes no
+		// more KMS calls than there are records, and ends with ctx.
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 	}
 }

@@ -496,7 +496,6 @@ func TestProducerConcurrent(t *testing.T) {
 // key in the end. A bound on the rounds a caller waits (rather than on the
 // calls it sees fail) fails valid records of the callers served last.
 func TestProducerContendedLimit(t *testing.T) {
-	t.Skip("BUG: keycache Producer.Key fails valid records (\"new data keys are used up as soon as they arrive\") when more callers wait than a new key may serve; see TestProducerContendedLimit")
 	const n = 16
 	ctx := context.Background()
 	k := kmstest.New()

@@ -19,7 +19,7 @@ type Stats struct {
 	// "OptInRequired", "InvalidKey", "InvalidCiphertext", "NotAllowed"
 	// (consumer strict mode) and "Other".
 	Failures  map[string]uint64
-	Refreshes uint64 // background refreshes that succeeded (producer)
+	Refreshes uint64 // GenerateDataKey calls that succeeded, first fetches included (producer)
 	Evictions uint64 // keys evicted before expiry to respect MaxEntries (consumer)
 	Entries   int    // keys held now
 }

@@ -334,7 +334,6 @@ func TestPutRecordsRetriesAbsorbThrottling(t *testing.T) {
 // GenerateDataKey calls (each with the SDK's retries and backoff), adding
 // to the throttling and delaying the error by minutes.
 func TestPutRecordsKMSFailureCallsKMSOnce(t *testing.T) {
-	t.Skip("BUG: record.Encryptor.PutRecords makes one GenerateDataKey call per record of a batch when KMS fails (500 for a full batch); see TestPutRecordsKMSFailureCallsKMSOnce")
 	ctx := context.Background()
 	k := kmstest.New()
 	_, arn := k.CreateKey("")

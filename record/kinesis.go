@@ -63,12 +63,19 @@ func (e *Encryptor) PutRecords(ctx context.Context, client PutRecordsAPI, in *ki
 	entries := make([]types.PutRecordsRequestEntry, len(in.Records))
 	var failed []RecordError
 	total := 0
+	var keyErr error // a failure to get a data key: the same for every record
 	for i, r := range in.Records {
 		pk := aws.ToString(r.PartitionKey)
 		err := checkPartitionKey(pk)
 		var env []byte
-		if err == nil {
+		switch {
+		case err == nil && keyErr != nil:
+			err = keyErr // the data key will not come for this record either
+		case err == nil:
 			env, err = e.seal(ctx, nil, b, pk, r.Data, len(OutboundPartitionKey))
+			if err != nil && !errors.Is(err, ErrRecordTooLarge) {
+				keyErr = err // stop asking KMS for the rest of the batch
+			}
 		}
 		if err != nil {
 			failed = append(failed, RecordError{Index: i, Err: err})
