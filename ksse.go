@@ -62,9 +62,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -162,24 +160,3 @@ func streamOfConsumer(s string) string {
 	}
 	return s
 }
-
-// version is the module version of ksse in the running program, for the
-// user-agent marker: "devel" when it is not a released dependency.
-var version = sync.OnceValue(func() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, m := range bi.Deps {
-			if m.Path == modulePath {
-				if m.Replace != nil && m.Replace.Version != "" {
-					return m.Replace.Version
-				}
-				return m.Version
-			}
-		}
-		if bi.Main.Path == modulePath && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			return bi.Main.Version
-		}
-	}
-	return "devel"
-})
-
-const modulePath = "github.com/ksse-go/ksse"

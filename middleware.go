@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/ksse-go/ksse/internal/version"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -37,7 +38,7 @@ func (t *transparent) addTo(stack *middleware.Stack) error {
 	if err := stack.Initialize.Add(t, middleware.Before); err != nil {
 		return err
 	}
-	return awsmiddleware.AddUserAgentKeyValue("ksse", version())(stack)
+	return awsmiddleware.AddUserAgentKeyValue("ksse", version.Get())(stack)
 }
 
 func (*transparent) ID() string { return middlewareID }

@@ -21,6 +21,7 @@ import (
 	"github.com/ksse-go/ksse/internal/hashkey"
 	"github.com/ksse-go/ksse/internal/motoserver"
 	"github.com/ksse-go/ksse/internal/motoserver/mototest"
+	"github.com/ksse-go/ksse/internal/version"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -56,7 +57,7 @@ func TestStreamOfConsumer(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	// In this module's own tests ksse is the main module, not a dependency.
-	require.Equal(t, "devel", version())
+	require.Equal(t, "devel", version.Get())
 }
 
 // headerRecorder is an HTTP client that records the User-Agent of every

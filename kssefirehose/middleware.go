@@ -3,14 +3,13 @@ package kssefirehose
 import (
 	"context"
 	"fmt"
-	"runtime/debug"
-	"sync"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/firehose"
 	"github.com/aws/aws-sdk-go-v2/service/firehose/types"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/ksse-go/ksse/internal/version"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -47,7 +46,7 @@ func (t *transparent) addTo(stack *middleware.Stack) error {
 	if err := stack.Initialize.Add(t, middleware.Before); err != nil {
 		return err
 	}
-	return awsmiddleware.AddUserAgentKeyValue("ksse", version())(stack)
+	return awsmiddleware.AddUserAgentKeyValue("ksse", version.Get())(stack)
 }
 
 func (*transparent) ID() string { return middlewareID }
@@ -83,24 +82,3 @@ func deref(s *string) string {
 	}
 	return *s
 }
-
-// version is the module version of ksse in the running program, for the
-// user-agent marker: "devel" when it is not a released dependency. (The
-// same as in package ksse.)
-var version = sync.OnceValue(func() string {
-	const modulePath = "github.com/ksse-go/ksse"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, m := range bi.Deps {
-			if m.Path == modulePath {
-				if m.Replace != nil && m.Replace.Version != "" {
-					return m.Replace.Version
-				}
-				return m.Version
-			}
-		}
-		if bi.Main.Path == modulePath && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			return bi.Main.Version
-		}
-	}
-	return "devel"
-})
