@@ -123,7 +123,7 @@ type putter struct {
 	progress *progress
 
 	batch      []types.PutRecordsRequestEntry
-	batchLines []int // line number of each entry of batch
+	batchMeta  []entryMeta // of each entry of batch
 	batchBytes int
 
 	sent, batches, calls, retried int
@@ -163,10 +163,8 @@ func (p *putter) run(ctx context.Context, r io.Reader, encrypt func(line int, da
 			PartitionKey:    aws.String(rec.PartitionKey),
 			ExplicitHashKey: aws.String(rec.ExplicitHashKey),
 		})
-		p.batchLines = append(p.batchLines, line)
+		p.batchMeta = append(p.batchMeta, entryMeta{line: line, plain: len(data)})
 		p.batchBytes += size
-		p.plainBytes += int64(len(data))
-		p.wireBytes += int64(len(rec.Data))
 	}
 	return p.flush(ctx)
 }
@@ -199,7 +197,7 @@ func (p *putter) flush(ctx context.Context) error {
 	if len(p.batch) == 0 {
 		return nil
 	}
-	pending, lines := p.batch, p.batchLines
+	pending, meta := p.batch, p.batchMeta
 	p.batches++
 	for attempt := 1; ; attempt++ {
 		out, err := p.client.PutRecords(ctx, &kinesis.PutRecordsInput{
@@ -215,15 +213,17 @@ func (p *putter) flush(ctx context.Context) error {
 			return fmt.Errorf("PutRecords: %d results for %d records", len(out.Records), len(pending))
 		}
 		var failed []types.PutRecordsRequestEntry
-		var failedLines []int
+		var failedMeta []entryMeta
 		codes := map[string]int{}
 		for i, r := range out.Records {
 			if r.ErrorCode == nil {
 				p.sent++
+				p.plainBytes += int64(meta[i].plain)
+				p.wireBytes += int64(len(pending[i].Data))
 				continue
 			}
 			failed = append(failed, pending[i])
-			failedLines = append(failedLines, lines[i])
+			failedMeta = append(failedMeta, meta[i])
 			codes[*r.ErrorCode]++
 		}
 		p.progress.update(p.sent)
@@ -231,15 +231,15 @@ func (p *putter) flush(ctx context.Context) error {
 			break
 		}
 		if attempt == p.maxAttempts {
-			return fmt.Errorf("%d records not accepted after %d attempts (%s): lines %s", len(failed), attempt, codeSummary(codes), lineList(failedLines))
+			return fmt.Errorf("%d records not accepted after %d attempts (%s): lines %s", len(failed), attempt, codeSummary(codes), lineList(failedMeta))
 		}
 		p.retried += len(failed)
 		if err := p.wait(ctx, retryDelay(attempt)); err != nil {
 			return err
 		}
-		pending, lines = failed, failedLines
+		pending, meta = failed, failedMeta
 	}
-	p.batch, p.batchLines, p.batchBytes = p.batch[:0], p.batchLines[:0], 0
+	p.batch, p.batchMeta, p.batchBytes = p.batch[:0], p.batchMeta[:0], 0
 	return nil
 }
 
@@ -283,9 +283,19 @@ func codeSummary(codes map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// lineList formats line numbers, at most 10 of them.
-func lineList(lines []int) string {
-	lines = slices.Sorted(slices.Values(lines))
+// entryMeta describes an entry of a batch.
+type entryMeta struct {
+	line  int // line number
+	plain int // payload size
+}
+
+// lineList formats the line numbers of entries, at most 10 of them.
+func lineList(meta []entryMeta) string {
+	lines := make([]int, len(meta))
+	for i, m := range meta {
+		lines[i] = m.line
+	}
+	slices.Sort(lines)
 	var b strings.Builder
 	for i, l := range lines {
 		if i == 10 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,9 @@ import (
 // maxBodyLength is the largest body length of a version 1 envelope
 // (FORMAT.md, Parsing rules): sealed partition key, nonce, payload, tag.
 const maxBodyLength = 2 + envelope.MaxPartitionKeySize + envelope.NonceSize + envelope.MaxPayloadSize + envelope.TagSize
+
+// magic is how every envelope starts, whatever its version (FORMAT.md).
+var magic = []byte{0xE5, 'K', 'S'}
 
 // errMalformed is the error of a splitter for input that is not a sequence
 // of complete envelopes. After it the rest of the input cannot be split.
@@ -42,6 +46,9 @@ func (s *splitter) next() (envelope.Envelope, int64, error) {
 	case err == io.EOF:
 		return envelope.Envelope{}, off, io.EOF
 	case err == io.ErrUnexpectedEOF:
+		if m := min(n, len(magic)); !bytes.Equal(hdr[:m], magic[:m]) {
+			return envelope.Envelope{}, off, fmt.Errorf("%w: no envelope header at byte %d", errMalformed, off)
+		}
 		return envelope.Envelope{}, off, fmt.Errorf("%w: %d bytes after the last complete envelope", errMalformed, n)
 	case err != nil:
 		return envelope.Envelope{}, off, err

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/kmstest"
+	"github.com/ksse-go/ksse/record"
+)
+
+// kmsFixture is the test KMS, served over HTTP and configured for the CLI
+// with AWS_ENDPOINT_URL_KMS, and an Encryptor that seals envelopes with it
+// in process.
+type kmsFixture struct {
+	kms    *kmstest.KMS
+	keyID  string
+	keyARN string
+	enc    *record.Encryptor
+}
+
+func newKMSFixture(t *testing.T) *kmsFixture {
+	t.Helper()
+	k := kmstest.New()
+	keyID, keyARN := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	srv := kmstest.NewServer(k)
+	t.Cleanup(srv.Close)
+	awsEnv(t, "")
+	t.Setenv("AWS_ENDPOINT_URL_KMS", srv.URL())
+	enc, err := record.NewEncryptor(k, keyARN)
+	require.NoError(t, err)
+	t.Cleanup(func() { enc.Close() })
+	return &kmsFixture{kms: k, keyID: keyID, keyARN: keyARN, enc: enc}
+}
+
+func (f *kmsFixture) seal(t *testing.T, st record.Stream, partitionKey, payload string) []byte {
+	t.Helper()
+	b, err := f.enc.Seal(t.Context(), nil, st, partitionKey, []byte(payload), 0)
+	require.NoError(t, err)
+	return b
+}
+
+func writeFile(t *testing.T, b []byte) string {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), "object")
+	require.NoError(t, os.WriteFile(name, b, 0o600))
+	return name
+}
+
+func kinesisStream(t *testing.T, name string) record.Stream {
+	st, err := record.KinesisStream(name)
+	require.NoError(t, err)
+	return st
+}
+
+func TestDecryptConcatenation(t *testing.T) {
+	f := newKMSFixture(t)
+	st := kinesisStream(t, "orders")
+	var obj []byte
+	obj = append(obj, f.seal(t, st, "a", "one")...)
+	obj = append(obj, f.seal(t, st, "b", "\x00\xff binary")...)
+	obj = append(obj, f.seal(t, st, "c", "")...)
+	file := writeFile(t, obj)
+
+	check := func(r result) {
+		t.Helper()
+		require.Equal(t, exitOK, r.code)
+		require.Empty(t, r.stderr)
+		got := jsonLines(t, r.stdout)
+		require.Len(t, got, 3)
+		for i, want := range []jsonRecord{
+			{PartitionKey: "a", Data: "one", EncryptionType: "KMS"},
+			{PartitionKey: "b", Data: base64.StdEncoding.EncodeToString([]byte("\x00\xff binary")), DataEncoding: "base64", EncryptionType: "KMS"},
+			{PartitionKey: "c", Data: "", EncryptionType: "KMS"},
+		} {
+			want.Index = &i
+			require.Equal(t, want, got[i])
+		}
+	}
+	check(runCLI(t, nil, "decrypt", "--stream", "orders", file))
+	check(runCLI(t, nil, "decrypt", file, "--stream", "arn:aws:kinesis:us-east-1:111122223333:stream/orders"))
+	check(runCLI(t, bytes.NewReader(obj), "decrypt", "--stream", "orders"))
+	check(runCLI(t, bytes.NewReader(obj), "decrypt", "--stream", "orders", "-"))
+	// One data key, one Decrypt per run (a run has its own cache).
+	require.EqualValues(t, 4, f.kms.Calls("Decrypt"))
+
+	// The stream is authenticated: another stream, or a Firehose delivery
+	// stream of the same name, decrypts nothing.
+	for _, args := range [][]string{{"--stream", "invoices"}, {"--stream", "orders", "--firehose"}} {
+		r := runCLI(t, nil, append([]string{"decrypt", file}, args...)...)
+		require.Equal(t, exitFailure, r.code)
+		require.Empty(t, r.stdout)
+		require.Contains(t, r.stderr, "ksse decrypt: 3 of 3 records failed to decrypt")
+	}
+}
+
+func TestDecryptFirehoseObject(t *testing.T) {
+	f := newKMSFixture(t)
+	st, err := record.FirehoseStream("deliveries")
+	require.NoError(t, err)
+	var obj []byte
+	for i := range 5 {
+		obj = append(obj, f.seal(t, st, "", fmt.Sprintf(`{"n":%d}`, i))...)
+	}
+	r := runCLI(t, bytes.NewReader(obj), "decrypt", "--firehose", "--stream", "deliveries")
+	require.Equal(t, exitOK, r.code)
+	got := jsonLines(t, r.stdout)
+	require.Len(t, got, 5)
+	for i, g := range got {
+		require.Equal(t, i, *g.Index)
+		require.Empty(t, g.PartitionKey)
+		require.Equal(t, fmt.Sprintf(`{"n":%d}`, i), g.Data)
+	}
+	require.NotContains(t, r.stdout, "partitionKey")
+
+	r = runCLI(t, bytes.NewReader(obj), "decrypt", "--stream", "deliveries")
+	require.Equal(t, exitFailure, r.code)
+	require.Empty(t, r.stdout)
+}
+
+func TestDecryptTampered(t *testing.T) {
+	f := newKMSFixture(t)
+	st := kinesisStream(t, "orders")
+	first := f.seal(t, st, "pk-first", "first")
+	middle := f.seal(t, st, "pk-middle", "secret-middle-payload")
+	last := f.seal(t, st, "pk-last", "last")
+	e, _, err := envelope.Parse(middle)
+	require.NoError(t, err)
+
+	// One flipped bit in each region of the middle envelope that keeps it
+	// splittable: salt, sealed partition key, nonce, ciphertext, tag,
+	// wrapped key.
+	bodyStart := envelope.HeaderSize
+	for name, pos := range map[string]int{
+		"salt":           10,
+		"sealed pk":      bodyStart,
+		"nonce":          bodyStart + 2 + len("pk-middle"),
+		"ciphertext":     bodyStart + 2 + len("pk-middle") + envelope.NonceSize,
+		"tag":            bodyStart + len(e.Body) - 1,
+		"wrapped key":    bodyStart + len(e.Body) + len(e.WrappedKey)/2,
+		"wrapped key id": bodyStart + len(e.Body) + 1,
+	} {
+		t.Run(name, func(t *testing.T) {
+			bad := bytes.Clone(middle)
+			bad[pos] ^= 0x04
+			obj := append(append(bytes.Clone(first), bad...), last...)
+			r := runCLI(t, bytes.NewReader(obj), "decrypt", "--stream", "orders")
+			require.Equal(t, exitFailure, r.code)
+			got := jsonLines(t, r.stdout)
+			require.Len(t, got, 2)
+			require.Equal(t, "first", got[0].Data)
+			require.Equal(t, 0, *got[0].Index)
+			require.Equal(t, "last", got[1].Data)
+			require.Equal(t, 2, *got[1].Index)
+			require.Contains(t, r.stderr, fmt.Sprintf("ksse decrypt: record 1 (byte %d, %d bytes) failed to decrypt: ", len(first), len(middle)))
+			require.Contains(t, r.stderr, "ksse decrypt: 1 of 3 records failed to decrypt")
+			require.NotContains(t, r.stdout+r.stderr, "secret-middle")
+			require.NotContains(t, r.stdout+r.stderr, "pk-middle")
+		})
+	}
+}
+
+func TestDecryptMalformed(t *testing.T) {
+	f := newKMSFixture(t)
+	st := kinesisStream(t, "orders")
+	a := f.seal(t, st, "a", "first")
+	b := f.seal(t, st, "b", "second")
+
+	for _, tc := range []struct {
+		name   string
+		input  []byte
+		good   int
+		stderr string
+	}{
+		{"trailing bytes", append(append(bytes.Clone(a), b...), "xyz"...), 2, fmt.Sprintf("ksse decrypt: record 2: not a sequence of ksse envelopes: no envelope header at byte %d", len(a)+len(b))},
+		{"trailing partial header", append(append(bytes.Clone(a), b...), b[:envelope.HeaderSize-1]...), 2, fmt.Sprintf("ksse decrypt: record 2: not a sequence of ksse envelopes: %d bytes after the last complete envelope", envelope.HeaderSize-1)},
+		{"truncated", append(bytes.Clone(a), b[:len(b)-1]...), 1, fmt.Sprintf("ksse decrypt: record 1: not a sequence of ksse envelopes: truncated envelope at byte %d (%d of %d bytes)", len(a), len(b)-1, len(b))},
+		{"plaintext", []byte("hello\n"), 0, "ksse decrypt: record 0: not a sequence of ksse envelopes: no envelope header at byte 0"},
+		{"plaintext after", append(bytes.Clone(a), "hello, this is not an envelope\n"...), 1, fmt.Sprintf("no envelope header at byte %d", len(a))},
+		{"newline delimiter", append(append(bytes.Clone(a), '\n'), b...), 1, fmt.Sprintf("no envelope header at byte %d", len(a))},
+		{"oversized body length", append(bytes.Clone(a), withBodyLength(b, 0xffffffff)...), 1, fmt.Sprintf("invalid envelope header at byte %d", len(a))},
+		{"body length off by one", append(bytes.Clone(a), withBodyLength(b, len(b)-envelope.HeaderSize-wrappedKeyLen(b)+1)...), 1, "truncated envelope"},
+		{"version 2", append(bytes.Clone(a), withVersion(b, 2)...), 1, fmt.Sprintf("invalid envelope header at byte %d", len(a))},
+		{"empty", nil, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, bytes.NewReader(tc.input), "decrypt", "--stream", "orders")
+			got := jsonLines(t, r.stdout)
+			require.Len(t, got, tc.good)
+			if tc.stderr == "" {
+				require.Equal(t, exitOK, r.code)
+				require.Empty(t, r.stderr)
+				return
+			}
+			require.Equal(t, exitFailure, r.code)
+			require.Contains(t, r.stderr, tc.stderr)
+			if tc.good == 0 {
+				require.NotContains(t, r.stderr, "hello")
+			}
+		})
+	}
+}
+
+func withBodyLength(env []byte, n int) []byte {
+	env = bytes.Clone(env)
+	env[6], env[7], env[8], env[9] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	return env
+}
+
+func withVersion(env []byte, v byte) []byte {
+	env = bytes.Clone(env)
+	env[3] = v
+	return env
+}
+
+func wrappedKeyLen(env []byte) int { return int(env[4])<<8 | int(env[5]) }
+
+func TestInspect(t *testing.T) {
+	f := newKMSFixture(t)
+	st := kinesisStream(t, "orders")
+	a := f.seal(t, st, "customer-1", "hello")
+	b := f.seal(t, st, "k", strings.Repeat("x", 1000))
+	calls := f.kms.Calls("")
+
+	r := runCLI(t, bytes.NewReader(append(bytes.Clone(a), b...)), "inspect")
+	require.Equal(t, exitOK, r.code)
+	require.Empty(t, r.stderr)
+	var got []inspectRecord
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec.DisallowUnknownFields()
+	for dec.More() {
+		var ir inspectRecord
+		require.NoError(t, dec.Decode(&ir))
+		got = append(got, ir)
+	}
+	require.Len(t, got, 2)
+	for i, env := range [][]byte{a, b} {
+		e, _, err := envelope.Parse(env)
+		require.NoError(t, err)
+		require.Equal(t, inspectRecord{
+			Index:            i,
+			Offset:           int64(i * len(a)),
+			Version:          1,
+			Size:             len(env),
+			BodyLength:       len(e.Body),
+			WrappedKeyLength: len(e.WrappedKey),
+			Salt:             hex.EncodeToString(e.Salt),
+			KMSKeyID:         f.keyID,
+			WrappedKeyFormat: "kmstest",
+		}, got[i])
+	}
+	require.Equal(t, 2+len("customer-1")+envelope.NonceSize+len("hello")+envelope.TagSize, got[0].BodyLength)
+	require.Equal(t, envelope.HeaderSize+got[0].BodyLength+got[0].WrappedKeyLength, got[0].Size)
+	require.Equal(t, calls, f.kms.Calls(""), "inspect calls no KMS")
+
+	// A file argument, and a malformed tail: the complete envelopes are
+	// printed, then the error.
+	r = runCLI(t, nil, "inspect", writeFile(t, append(bytes.Clone(a), 0xE5, 'K')))
+	require.Equal(t, exitFailure, r.code)
+	require.Len(t, strings.Split(strings.TrimSpace(r.stdout), "\n"), 1)
+	require.Contains(t, r.stderr, "ksse inspect: record 1: not a sequence of ksse envelopes: 2 bytes after the last complete envelope")
+}
+
+func TestWrappedKeyID(t *testing.T) {
+	const id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+	const arn = "arn:aws:kms:eu-west-1:123456789012:key/" + id
+	random := bytes.Repeat([]byte{0x9c, 0x01, 0xfe, 0x37}, 46) // 184 bytes, like an AWS KMS blob
+	for _, tc := range []struct {
+		name       string
+		blob       []byte
+		id, format string
+	}{
+		{"kmstest", append(append([]byte{1}, id...), random[:40]...), id, "kmstest"},
+		{"moto", append([]byte(id), random[:60]...), id, "moto"},
+		{"local-kms", append(append([]byte{byte(len(arn))}, arn...), random[:40]...), arn, "local-kms"},
+		{"arn in clear", append(append(bytes.Clone(random[:20]), arn...), random[:40]...), arn, "text"},
+		{"uuid in clear", append(append(bytes.Clone(random[:7]), id...), random[:40]...), id, "text"},
+		{"opaque", random, "unknown", "unknown"},
+		{"upper-case uuid", append([]byte(strings.ToUpper(id)), random[:60]...), "unknown", "unknown"},
+		{"short", []byte{1, '0'}, "unknown", "unknown"},
+		{"length byte past the end", append([]byte{200}, "arn:aws:kms"...), "unknown", "unknown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gotID, gotFormat := wrappedKeyID(tc.blob)
+			require.Equal(t, tc.id, gotID)
+			require.Equal(t, tc.format, gotFormat)
+		})
+	}
+}
