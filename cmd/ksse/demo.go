@@ -117,10 +117,11 @@ func cmdDemo(ctx context.Context, c *cli, args []string) error {
 				return fmt.Errorf("CreateKey: %w", err)
 			}
 			d.keyID = aws.ToString(out.KeyMetadata.Arn)
+			created := out.KeyMetadata.KeyId // by ID: moto fails ScheduleKeyDeletion of an ARN
 			defer func() {
 				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 				defer cancel()
-				if _, err := d.kms.ScheduleKeyDeletion(cctx, &kms.ScheduleKeyDeletionInput{KeyId: aws.String(d.keyID), PendingWindowInDays: aws.Int32(7)}); err != nil {
+				if _, err := d.kms.ScheduleKeyDeletion(cctx, &kms.ScheduleKeyDeletionInput{KeyId: created, PendingWindowInDays: aws.Int32(7)}); err != nil {
 					c.warnf("could not schedule the deletion of KMS key %s: %v", d.keyID, err)
 				}
 			}()
@@ -339,7 +340,7 @@ func (d *demo) run(ctx context.Context) (string, error) {
 		}
 		d.printf("the test KMS server counted the same calls")
 	}
-	return fmt.Sprintf("%d records encrypted, sent to %d shards, read back, decrypted and verified with %d KMS calls", d.n, len(perShard), gdk+dk), nil
+	return fmt.Sprintf("%d records encrypted, sent to a stream of %d shards, read back, decrypted and verified with %d KMS calls", d.n, len(shards), gdk+dk), nil
 }
 
 var demoItems = []string{"tea", "coffee", "scones", "jam", "bread", "cheese", "apples"}
