@@ -94,6 +94,9 @@ func (d *Decryptor) Open(ctx context.Context, dst []byte, s Stream, e *envelope.
 	if !s.valid() {
 		return dst, 0, "", fmt.Errorf("%w: zero Stream", ErrInvalidStream)
 	}
+	if e == nil {
+		return dst, 0, "", fmt.Errorf("%w: nil envelope", ErrInvalidInput)
+	}
 	return d.open(ctx, dst, d.bind.of(s), e)
 }
 
@@ -132,9 +135,29 @@ func (d *Decryptor) DecryptRecords(ctx context.Context, stream string, records [
 		return err
 	}
 	var be *BatchError
+	// keyErrs remembers, for this batch, the wrapped keys that KMS failed
+	// to unwrap (throttling, an outage, a disabled key), so that the other
+	// records under the same data key fail at once instead of each making
+	// its own KMS call with retries.
+	var keyErrs map[string]error
 	for i := range records {
 		r := &records[i]
-		dec, err := d.decrypt(ctx, b, r.Data)
+		var wk []byte
+		if envelope.IsEnvelope(r.Data) {
+			if e, _, err := envelope.Parse(r.Data); err == nil {
+				wk = e.WrappedKey
+			}
+		}
+		dec, err := Decrypted{}, keyErrs[string(wk)]
+		if err == nil {
+			dec, err = d.decrypt(ctx, b, r.Data)
+			if wk != nil && isKeyFailure(err) {
+				if keyErrs == nil {
+					keyErrs = make(map[string]error)
+				}
+				keyErrs[string(wk)] = err
+			}
+		}
 		if err != nil {
 			r.Data = nil
 			if be == nil {
@@ -154,6 +177,15 @@ func (d *Decryptor) DecryptRecords(ctx context.Context, stream string, records [
 		return be
 	}
 	return nil
+}
+
+// isKeyFailure reports whether err is a failure to obtain the data key (from
+// KMS, strict mode, or the caller's context), which every record under the
+// same wrapped key would meet too.
+func isKeyFailure(err error) bool {
+	var ke *kmsiface.Error
+	return errors.As(err, &ke) || errors.Is(err, keycache.ErrNotAllowed) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // Stats returns the counters of the Decryptor's key cache.

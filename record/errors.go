@@ -21,10 +21,6 @@ var (
 	ErrInvalidInput = errors.New("record: invalid input")
 )
 
-func errorf(format string, args ...any) error {
-	return fmt.Errorf("record: "+format, args...)
-}
-
 // RecordError is the failure of one record of a batch.
 type RecordError struct {
 	// Index is the position of the record in the caller's input.

@@ -1,6 +1,8 @@
 package record
 
 import (
+	"fmt"
+
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/ksse-go/ksse/keycache"
@@ -61,7 +63,7 @@ func (o *Options) resolve() error {
 		o.MaxRecordSize = DefaultMaxRecordSize
 	}
 	if o.MaxRecordSize < 0 || o.MaxRecordSize > MaxRecordSizeLimit {
-		return errorf("MaxRecordSize %d is not between 1 and %d", o.MaxRecordSize, MaxRecordSizeLimit)
+		return fmt.Errorf("%w: MaxRecordSize %d is not between 1 and %d", ErrInvalidInput, o.MaxRecordSize, MaxRecordSizeLimit)
 	}
 	if o.MaxPutRecordsSize == 0 {
 		o.MaxPutRecordsSize = max(DefaultMaxPutRecordsSize, o.MaxRecordSize)

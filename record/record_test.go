@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -269,4 +270,26 @@ func TestPutRecordsTrustsPerRecordResults(t *testing.T) {
 	_, err = enc.PutRecords(ctx, &inconsistentKinesis{short: true}, in)
 	require.ErrorAs(t, err, &be)
 	require.Equal(t, []int{0, 1}, be.Indexes())
+}
+
+func TestDecryptRecordsOneKMSCallPerFailingKey(t *testing.T) {
+	ctx := context.Background()
+	k, arn, enc, _ := newPair(t)
+	var recs []types.Record
+	for i := range 20 {
+		r, err := enc.Encrypt(ctx, "s", fmt.Sprint(i), []byte("x"))
+		require.NoError(t, err)
+		recs = append(recs, types.Record{Data: r.Data})
+	}
+	require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStateDisabled))
+	dec, err := record.NewDecryptor(k)
+	require.NoError(t, err)
+	defer dec.Close()
+	before := k.Calls("Decrypt")
+	err = dec.DecryptRecords(ctx, "s", recs)
+	var be *record.BatchError
+	require.ErrorAs(t, err, &be)
+	require.Len(t, be.Failed, 20)
+	require.ErrorIs(t, err, kmsiface.ErrKeyDisabled)
+	require.Equal(t, int64(1), k.Calls("Decrypt")-before, "one KMS call for the batch's one wrapped key")
 }
