@@ -29,11 +29,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/ksse-go/ksse/internal/child"
 	"github.com/ksse-go/ksse/internal/motoserver"
 )
 
@@ -79,13 +79,7 @@ process.on('SIGTERM', () => process.exit(0));
 type Server struct {
 	url string
 
-	cmd     *exec.Cmd // nil for an external server
-	out     *tailBuffer
-	exited  chan struct{}
-	waitErr error
-
-	closeOnce sync.Once
-	closeErr  error
+	proc *child.Process // nil for an external server
 }
 
 // Start returns a running kinesalite server: the one named by
@@ -115,21 +109,15 @@ func Start(ctx context.Context) (*Server, error) {
 		return nil, err
 	}
 
-	out := &tailBuffer{limit: 64 << 10}
 	cmd := exec.Command(node, "-e", launcher, pkg, strconv.Itoa(int(StreamDelay/time.Millisecond)))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stderr = out
-	setProcAttr(cmd)
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("kinesalite: starting %s: %w", node, err)
-	}
-	s := &Server{cmd: cmd, out: out, exited: make(chan struct{})}
-
+	// The launcher prints the port it listens on; the rest of its output
+	// goes to the process's output buffer.
 	port := make(chan string, 1)
-	go func() {
+	proc, err := child.Start("kinesalite", cmd, func(out io.Writer) {
 		sc := bufio.NewScanner(stdout)
 		found := false
 		for sc.Scan() {
@@ -139,23 +127,24 @@ func Start(ctx context.Context) (*Server, error) {
 				port <- p
 				continue
 			}
-			out.Write([]byte(line + "\n"))
+			_, _ = io.WriteString(out, line+"\n")
 		}
 		_, _ = io.Copy(out, stdout)
-		// Wait only after stdout is drained, as os/exec requires.
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-	}()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kinesalite: starting %s: %w", node, err)
+	}
+	s := &Server{proc: proc}
 
 	select {
 	case p := <-port:
 		s.url = "http://127.0.0.1:" + p
 		return s, nil
-	case <-s.exited:
-		return nil, fmt.Errorf("kinesalite: node exited early: %v\n--- kinesalite output ---\n%s", s.waitErr, lastLines(out.String(), 40))
+	case <-proc.Exited():
+		return nil, fmt.Errorf("kinesalite: node exited early: %v\n--- kinesalite output ---\n%s", proc.WaitErr(), child.LastLines(proc.Output(), 40))
 	case <-ctx.Done():
 		_ = s.Close()
-		return nil, fmt.Errorf("kinesalite: not listening after waiting: %w\n--- kinesalite output ---\n%s", ctx.Err(), lastLines(out.String(), 40))
+		return nil, fmt.Errorf("kinesalite: not listening after waiting: %w\n--- kinesalite output ---\n%s", ctx.Err(), child.LastLines(proc.Output(), 40))
 	}
 }
 
@@ -199,14 +188,14 @@ func moduleRoot() (string, error) {
 func (s *Server) URL() string { return s.url }
 
 // External reports whether the server was named by KSSE_KINESALITE_ENDPOINT.
-func (s *Server) External() bool { return s.cmd == nil }
+func (s *Server) External() bool { return s.proc == nil }
 
 // Output returns the end of what the kinesalite process printed.
 func (s *Server) Output() string {
-	if s.out == nil {
+	if s.proc == nil {
 		return ""
 	}
-	return s.out.String()
+	return s.proc.Output()
 }
 
 // AWSConfig returns motoserver.AWSConfig(s.URL()): region us-east-1, static
@@ -216,57 +205,11 @@ func (s *Server) AWSConfig() aws.Config { return motoserver.AWSConfig(s.url) }
 // Close kills the kinesalite process group and waits for it to exit. It does
 // nothing for an external server, and may be called more than once.
 func (s *Server) Close() error {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return nil
 	}
-	s.closeOnce.Do(func() {
-		select {
-		case <-s.exited:
-			if s.waitErr != nil {
-				s.closeErr = fmt.Errorf("kinesalite: had already exited: %v\n%s", s.waitErr, lastLines(s.out.String(), 20))
-			}
-			return
-		default:
-		}
-		if err := killProcess(s.cmd); err != nil {
-			s.closeErr = fmt.Errorf("kinesalite: killing it: %w", err)
-		}
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Second):
-			s.closeErr = errors.Join(s.closeErr, errors.New("kinesalite: did not exit within 10s of being killed"))
-		}
-	})
-	return s.closeErr
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+	if err := s.proc.Close(); err != nil {
+		return fmt.Errorf("kinesalite: %w", err)
 	}
-	return strings.Join(lines, "\n")
-}
-
-// tailBuffer is an io.Writer that keeps the last limit bytes written to it.
-type tailBuffer struct {
-	mu    sync.Mutex
-	limit int
-	buf   []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.limit; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
+	return nil
 }

@@ -14,8 +14,9 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/ksse-go/ksse/internal/child"
 )
 
 // EndpointEnv is the environment variable that, when set to the URL of a
@@ -36,24 +37,13 @@ const DefaultStartTimeout = 30 * time.Second
 // opposed to moto being installed but failing to start.
 var ErrNotInstalled = errors.New("moto is not installed")
 
-// outputLimit is how much of moto's most recent output a Server keeps.
-const outputLimit = 64 << 10
-
 // Server is a moto server: either a child process started by [Start] or an
 // external one named by KSSE_MOTO_ENDPOINT. Its methods are safe for
 // concurrent use.
 type Server struct {
 	url string
 
-	// The fields below are nil for an external server.
-	cmd    *exec.Cmd
-	out    *tailBuffer
-	exited chan struct{} // closed once cmd.Wait has returned
-	// waitErr is cmd.Wait's result, valid once exited is closed.
-	waitErr error
-
-	closeOnce sync.Once
-	closeErr  error
+	proc *child.Process // nil for an external server
 }
 
 // Start returns a running moto server. If KSSE_MOTO_ENDPOINT is set, it
@@ -110,41 +100,28 @@ func startProcess(ctx context.Context, python string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("motoserver: picking a free port: %w", err)
 	}
-	out := &tailBuffer{limit: outputLimit}
 	cmd := exec.Command(python, "-m", "moto.server", "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	cmd.Stdout = out
-	cmd.Stderr = out
-	cmd.Stdin = nil
-	// Unbuffered output, so that moto's last words reach out before it dies.
+	// Unbuffered output, so that moto's last words are kept before it dies.
 	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
-	setProcAttr(cmd)
-	if err := cmd.Start(); err != nil {
+	proc, err := child.Start("moto", cmd, nil)
+	if err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
 			err = fmt.Errorf("%w: %v", ErrNotInstalled, err)
 		}
 		return nil, fmt.Errorf("motoserver: starting %s: %w", python, err)
 	}
-	s := &Server{
-		url:    "http://127.0.0.1:" + strconv.Itoa(port),
-		cmd:    cmd,
-		out:    out,
-		exited: make(chan struct{}),
-	}
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-	}()
+	s := &Server{url: "http://127.0.0.1:" + strconv.Itoa(port), proc: proc}
 
 	if err := s.waitReady(ctx); err != nil {
 		_ = s.Close()
-		output := out.String()
+		output := proc.Output()
 		switch {
 		case strings.Contains(output, "No module named"):
 			err = fmt.Errorf("%w (%s -m moto.server: %s)", ErrNotInstalled, python, lastLine(output))
 		case strings.Contains(output, "Address already in use"):
 			err = fmt.Errorf("%w: %v", errAddrInUse, err)
 		}
-		return nil, fmt.Errorf("motoserver: moto did not start on port %d: %w\n--- moto output ---\n%s", port, err, lastLines(output, 40))
+		return nil, fmt.Errorf("motoserver: moto did not start on port %d: %w\n--- moto output ---\n%s", port, err, child.LastLines(output, 40))
 	}
 	return s, nil
 }
@@ -169,10 +146,10 @@ func (s *Server) waitReady(ctx context.Context) error {
 			if resp.StatusCode == http.StatusOK {
 				// The port may have been answered by someone else's server
 				// while ours failed to bind it.
-				if s.exited != nil {
+				if s.proc != nil {
 					select {
-					case <-s.exited:
-						return fmt.Errorf("moto exited: %v", s.waitErr)
+					case <-s.proc.Exited():
+						return fmt.Errorf("moto exited: %v", s.proc.WaitErr())
 					default:
 					}
 				}
@@ -184,7 +161,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("%w (last attempt: %v)", ctx.Err(), err)
 		case <-s.exitedOrNil():
-			return fmt.Errorf("moto exited early: %v", s.waitErr)
+			return fmt.Errorf("moto exited early: %v", s.proc.WaitErr())
 		case <-time.After(delay):
 		}
 		if delay < 200*time.Millisecond {
@@ -196,10 +173,10 @@ func (s *Server) waitReady(ctx context.Context) error {
 // exitedOrNil returns a channel that is closed when the child process exits,
 // or nil (blocking forever in a select) for an external server.
 func (s *Server) exitedOrNil() <-chan struct{} {
-	if s.exited == nil {
+	if s.proc == nil {
 		return nil
 	}
-	return s.exited
+	return s.proc.Exited()
 }
 
 // URL returns the server's base URL, such as "http://127.0.0.1:41234",
@@ -208,44 +185,28 @@ func (s *Server) URL() string { return s.url }
 
 // External reports whether the server was named by KSSE_MOTO_ENDPOINT rather
 // than started by this process.
-func (s *Server) External() bool { return s.cmd == nil }
+func (s *Server) External() bool { return s.proc == nil }
 
 // Output returns the last 64 KiB or so of what the moto process printed
 // (empty for an external server).
 func (s *Server) Output() string {
-	if s.out == nil {
+	if s.proc == nil {
 		return ""
 	}
-	return s.out.String()
+	return s.proc.Output()
 }
 
 // Close stops the moto process and everything in its process group, and
 // waits for it to exit. For an external server it does nothing. Close may be
 // called more than once; later calls return the first call's result.
 func (s *Server) Close() error {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return nil
 	}
-	s.closeOnce.Do(func() {
-		select {
-		case <-s.exited:
-			// It died by itself: report it unless it was a clean exit.
-			if s.waitErr != nil {
-				s.closeErr = fmt.Errorf("motoserver: moto had already exited: %v\n--- moto output ---\n%s", s.waitErr, lastLines(s.out.String(), 20))
-			}
-			return
-		default:
-		}
-		if err := killProcess(s.cmd); err != nil {
-			s.closeErr = fmt.Errorf("motoserver: killing moto: %w", err)
-		}
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Second):
-			s.closeErr = errors.Join(s.closeErr, errors.New("motoserver: moto did not exit within 10s of being killed"))
-		}
-	})
-	return s.closeErr
+	if err := s.proc.Close(); err != nil {
+		return fmt.Errorf("motoserver: %w", err)
+	}
+	return nil
 }
 
 // Reset calls moto's POST /moto-api/reset, which deletes every resource in
@@ -288,36 +249,4 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func lastLines(s string, n int) string {
-	s = strings.TrimRight(s, "\n")
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func lastLine(s string) string { return lastLines(s, 1) }
-
-// tailBuffer is an io.Writer that keeps the last limit bytes written to it.
-type tailBuffer struct {
-	mu    sync.Mutex
-	limit int
-	buf   []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.limit; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}
+func lastLine(s string) string { return child.LastLines(s, 1) }

@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package kinesalite
+package child
 
 import "syscall"
 

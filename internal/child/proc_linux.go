@@ -1,6 +1,6 @@
 //go:build linux
 
-package motoserver
+package child
 
 import "syscall"
 

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package kinesalite
+package child
 
 import "os/exec"
 

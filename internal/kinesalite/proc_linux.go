@@ -1,7 +1,0 @@
-//go:build linux
-
-package kinesalite
-
-import "syscall"
-
-func setPdeathsig(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGKILL }

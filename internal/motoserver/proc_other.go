@@ -1,9 +1,0 @@
-//go:build !unix
-
-package motoserver
-
-import "os/exec"
-
-func setProcAttr(*exec.Cmd) {}
-
-func killProcess(cmd *exec.Cmd) error { return cmd.Process.Kill() }
