@@ -28,5 +28,10 @@
 // Known moto quirks: about one call in 25,000 fails with a closed connection
 // (the SDK's retries absorb it); a Kinesis ExplicitHashKey exactly equal to
 // a shard's EndingHashKey gets an HTTP 500; and the SDK's stream waiters poll
-// every 10 s by default, so tests should lower MinDelay.
+// every 10 s by default, so tests should lower MinDelay. Seen while writing
+// this project's tests: single PutRecord has no size limit (use kinesalite
+// for the service's limits); sequence numbers are small integers unique only
+// within a shard; KMS ScheduleKeyDeletion fails when given a key ARN (pass
+// the key ID); KMS enforces the encryption context but not key states (a
+// disabled or pending-deletion key still works; use kmstest for those).
 package motoserver
