@@ -13,7 +13,9 @@
 // AES-256-GCM of the payload under it, with the header and the sealed
 // partition key as additional data, and the partition key is sealed with
 // AES-CTR under the same key. Every envelope is self-contained (it carries
-// the KMS-wrapped data key) and self-delimiting (see [Parse]).
+// the KMS-wrapped data key) and self-delimiting: [Parse] returns the bytes
+// after an envelope, and a [Reader] splits a stream of concatenated
+// envelopes, such as an S3 object written by Firehose.
 //
 // # Compatibility
 //
@@ -32,7 +34,9 @@
 //
 // Every failure to parse or authenticate an envelope (bad tag, wrong stream,
 // wrong key, truncation, unknown version) is the same error, [ErrOpen], and
-// no unauthenticated plaintext is ever returned.
+// no unauthenticated plaintext is ever returned. A [Reader] says more about
+// input it cannot split ([ErrMalformed], with the offset and the reason): the
+// framing is public, and saying where it breaks reveals nothing of the keys.
 //
 // # FIPS 140-3
 //

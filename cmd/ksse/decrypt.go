@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
+	"github.com/ksse-go/ksse/envelope"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/record"
 )
@@ -93,15 +94,15 @@ func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
 // of failures, and an error when r cannot be split (or read, or written) to
 // its end.
 func decryptAll(ctx context.Context, dec *record.Decryptor, st record.Stream, r io.Reader, out *recordWriter, warnf func(string, ...any)) (n, failed int, err error) {
-	sp := newSplitter(r)
+	er := envelope.NewReader(r)
 	var buf []byte
 	for ; ; n++ {
-		e, off, err := sp.next()
+		e, off, err := er.Next()
 		if err == io.EOF {
 			return n, failed, nil
 		}
 		if err != nil {
-			if errors.Is(err, errMalformed) {
+			if errors.Is(err, envelope.ErrMalformed) {
 				return n, failed, fmt.Errorf("record %d: %w", n, err)
 			}
 			return n, failed, fmt.Errorf("reading input: %w", err)

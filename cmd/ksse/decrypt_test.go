@@ -182,15 +182,15 @@ func TestDecryptMalformed(t *testing.T) {
 		good   int
 		stderr string
 	}{
-		{"trailing bytes", append(append(bytes.Clone(a), b...), "xyz"...), 2, fmt.Sprintf("ksse decrypt: record 2: not a sequence of ksse envelopes: no envelope header at byte %d", len(a)+len(b))},
-		{"trailing partial header", append(append(bytes.Clone(a), b...), b[:envelope.HeaderSize-1]...), 2, fmt.Sprintf("ksse decrypt: record 2: not a sequence of ksse envelopes: %d bytes after the last complete envelope", envelope.HeaderSize-1)},
-		{"truncated", append(bytes.Clone(a), b[:len(b)-1]...), 1, fmt.Sprintf("ksse decrypt: record 1: not a sequence of ksse envelopes: truncated envelope at byte %d (%d of %d bytes)", len(a), len(b)-1, len(b))},
-		{"plaintext", []byte("hello\n"), 0, "ksse decrypt: record 0: not a sequence of ksse envelopes: no envelope header at byte 0"},
+		{"trailing bytes", append(append(bytes.Clone(a), b...), "xyz"...), 2, fmt.Sprintf("ksse decrypt: record 2: envelope: not a sequence of envelopes: no envelope header at byte %d", len(a)+len(b))},
+		{"trailing partial header", append(append(bytes.Clone(a), b...), b[:envelope.HeaderSize-1]...), 2, fmt.Sprintf("ksse decrypt: record 2: envelope: not a sequence of envelopes: %d bytes at byte %d, shorter than an envelope header", envelope.HeaderSize-1, len(a)+len(b))},
+		{"truncated", append(bytes.Clone(a), b[:len(b)-1]...), 1, fmt.Sprintf("ksse decrypt: record 1: envelope: not a sequence of envelopes: truncated envelope at byte %d (%d of %d bytes)", len(a), len(b)-1, len(b))},
+		{"plaintext", []byte("hello\n"), 0, "ksse decrypt: record 0: envelope: not a sequence of envelopes: no envelope header at byte 0"},
 		{"plaintext after", append(bytes.Clone(a), "hello, this is not an envelope\n"...), 1, fmt.Sprintf("no envelope header at byte %d", len(a))},
 		{"newline delimiter", append(append(bytes.Clone(a), '\n'), b...), 1, fmt.Sprintf("no envelope header at byte %d", len(a))},
-		{"oversized body length", append(bytes.Clone(a), withBodyLength(b, 0xffffffff)...), 1, fmt.Sprintf("invalid envelope header at byte %d", len(a))},
+		{"oversized body length", append(bytes.Clone(a), withBodyLength(b, 0xffffffff)...), 1, fmt.Sprintf("envelope header with invalid lengths at byte %d", len(a))},
 		{"body length off by one", append(bytes.Clone(a), withBodyLength(b, len(b)-envelope.HeaderSize-wrappedKeyLen(b)+1)...), 1, "truncated envelope"},
-		{"version 2", append(bytes.Clone(a), withVersion(b, 2)...), 1, fmt.Sprintf("invalid envelope header at byte %d", len(a))},
+		{"version 2", append(bytes.Clone(a), withVersion(b, 2)...), 1, fmt.Sprintf("envelope version 2 at byte %d, not 1", len(a))},
 		{"empty", nil, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -268,7 +268,7 @@ func TestInspect(t *testing.T) {
 	r = runCLI(t, nil, "inspect", writeFile(t, append(bytes.Clone(a), 0xE5, 'K')))
 	require.Equal(t, exitFailure, r.code)
 	require.Len(t, strings.Split(strings.TrimSpace(r.stdout), "\n"), 1)
-	require.Contains(t, r.stderr, "ksse inspect: record 1: not a sequence of ksse envelopes: 2 bytes after the last complete envelope")
+	require.Contains(t, r.stderr, "ksse inspect: record 1: envelope: not a sequence of envelopes: 2 bytes at byte ")
 }
 
 func TestWrappedKeyID(t *testing.T) {

@@ -56,10 +56,10 @@ func cmdInspect(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer closeIn()
-	sp := newSplitter(in)
+	er := envelope.NewReader(in)
 	enc := newRecordWriter(c.stdout).enc
 	for i := 0; ; i++ {
-		e, off, err := sp.next()
+		e, off, err := er.Next()
 		if err == io.EOF {
 			if i == 0 {
 				return errors.New("empty input: no envelope")

@@ -1,0 +1,102 @@
+package envelope
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrMalformed is matched by the errors of a [Reader] for input that is not
+// a sequence of complete envelopes: a truncated envelope, or bytes that do
+// not start with a valid version 1 header (trailing data, a delimiter, a
+// plaintext record, an unknown version). It concerns the framing only,
+// which is public: whether an envelope authenticates is for [Key.Open] to
+// say, with [ErrOpen].
+var ErrMalformed = errors.New("envelope: not a sequence of envelopes")
+
+// Reader splits a concatenation of envelopes, such as an S3 object that
+// Firehose wrote, read from an io.Reader, one envelope at a time.
+//
+// It reads each header first and checks its lengths against the limits of
+// the format before reading the rest, into a buffer that grows with the
+// bytes that actually arrive: its memory is bounded by the largest envelope
+// (about 10 MiB) and by the size of the input, whatever lengths a header
+// claims.
+type Reader struct {
+	r   io.Reader
+	buf bytes.Buffer
+	off int64 // offset of the next envelope
+	err error // sticky
+}
+
+// NewReader returns a Reader of the envelopes in r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{r: r}
+}
+
+// Next returns the next envelope and its offset in the input, or io.EOF at
+// the end of the input. The envelope aliases a buffer of the Reader that the
+// next call reuses.
+//
+// Input that cannot be split gives an error wrapping [ErrMalformed] that
+// says where; a read error is returned as it is. Either one ends the input:
+// Next returns it again on every later call.
+func (r *Reader) Next() (e Envelope, offset int64, err error) {
+	if r.err != nil {
+		return Envelope{}, r.off, r.err
+	}
+	e, err = r.next()
+	if err != nil {
+		r.err = err
+		return Envelope{}, r.off, err
+	}
+	offset = r.off
+	r.off += int64(r.buf.Len())
+	return e, offset, nil
+}
+
+func (r *Reader) next() (Envelope, error) {
+	var hdr [HeaderSize]byte
+	n, err := io.ReadFull(r.r, hdr[:])
+	switch {
+	case err == io.EOF:
+		return Envelope{}, io.EOF
+	case err == io.ErrUnexpectedEOF:
+		if m := min(n, len(magic)); string(hdr[:m]) != magic[:m] {
+			return Envelope{}, fmt.Errorf("%w: no envelope header at byte %d", ErrMalformed, r.off)
+		}
+		return Envelope{}, fmt.Errorf("%w: %d bytes at byte %d, shorter than an envelope header", ErrMalformed, n, r.off)
+	case err != nil:
+		return Envelope{}, err
+	}
+	if string(hdr[:4]) != magic {
+		if IsEnvelope(hdr[:]) {
+			return Envelope{}, fmt.Errorf("%w: envelope version %d at byte %d, not %d", ErrMalformed, hdr[3], r.off, Version)
+		}
+		return Envelope{}, fmt.Errorf("%w: no envelope header at byte %d", ErrMalformed, r.off)
+	}
+	wkLen := int64(binary.BigEndian.Uint16(hdr[4:6]))
+	bodyLen := int64(binary.BigEndian.Uint32(hdr[6:10]))
+	if wkLen < 1 || wkLen > MaxWrappedKeySize || bodyLen < minBodySize || bodyLen > maxBodySize {
+		return Envelope{}, fmt.Errorf("%w: envelope header with invalid lengths at byte %d", ErrMalformed, r.off)
+	}
+	r.buf.Reset()
+	r.buf.Write(hdr[:])
+	// CopyN grows the buffer with the bytes that arrive, so a header that
+	// claims 10 MiB at the end of a short input allocates what it holds.
+	m, err := io.CopyN(&r.buf, r.r, bodyLen+wkLen)
+	switch {
+	case err == io.EOF:
+		return Envelope{}, fmt.Errorf("%w: truncated envelope at byte %d (%d of %d bytes)", ErrMalformed, r.off, HeaderSize+m, HeaderSize+bodyLen+wkLen)
+	case err != nil:
+		return Envelope{}, err
+	}
+	e, rest, err := Parse(r.buf.Bytes())
+	if err != nil || len(rest) != 0 {
+		// Unreachable: the header was checked as Parse checks it.
+		return Envelope{}, fmt.Errorf("%w: invalid envelope at byte %d", ErrMalformed, r.off)
+	}
+	return e, nil
+}
