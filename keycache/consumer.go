@@ -112,6 +112,12 @@ func (c *Consumer) Key(ctx context.Context, wrappedKey []byte, b Binding) (*enve
 	}
 	c.c.misses.Add(1)
 	if e == nil || e.done == nil {
+		// A caller that can no longer wait starts no KMS call: the call
+		// would run on in the background for up to CallTimeout, for nobody.
+		if err := ctx.Err(); err != nil {
+			sh.mu.Unlock()
+			return nil, "", err
+		}
 		if e != nil {
 			sh.remove(e) // expired
 		}
@@ -190,6 +196,11 @@ func (c *Consumer) decrypt(e *entry) (*envelope.Key, string, error) {
 			err = ErrClosed
 		}
 		err = kmsiface.Classify("Decrypt", err)
+		c.c.fail(err)
+		return nil, "", err
+	}
+	if out == nil {
+		err = kmsiface.Classify("Decrypt", errors.New("no output and no error from the KMS client"))
 		c.c.fail(err)
 		return nil, "", err
 	}

@@ -500,3 +500,30 @@ func TestConsumerConcurrent(t *testing.T) {
 	require.LessOrEqual(t, st.Entries, 32, "the bound, once no call is in flight")
 	t.Logf("%d lookups: %d hits, %d misses, %d Decrypt calls, %d evictions", goroutines*lookups, st.Hits, st.Misses, st.KMSCalls, st.Evictions)
 }
+
+// TestConsumerDoneContextStartsNoCall: a caller whose context has already
+// ended gets its error on a miss and starts no Decrypt, so abandoned batches
+// cannot leave one background KMS call per wrapped key behind. A hit still
+// returns the cached key.
+func TestConsumerDoneContextStartsNoCall(t *testing.T) {
+	k := kmstest.New()
+	b := binding("orders")
+	arn := newKey(k)
+	recs := seal(t, k, arn, b, 1)
+	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.MaxEntries = 16 })
+	defer c.Close()
+	key, _, err := c.Key(context.Background(), recs[0].wk, b)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 500 {
+		_, _, err := c.Key(ctx, wrap(t, k, arn, b), b)
+		require.ErrorIs(t, err, context.Canceled)
+	}
+	require.Equal(t, int64(1), k.Calls("Decrypt"))
+	require.Equal(t, 1, c.Stats().Entries)
+	hit, _, err := c.Key(ctx, recs[0].wk, b)
+	require.NoError(t, err)
+	require.Same(t, key, hit)
+}

@@ -12,13 +12,19 @@
 // same TTL, in a bounded LRU, so that a flood of distinct wrapped keys (from
 // anyone who can write to the stream) cannot grow memory without limit: at
 // most [Options].MaxEntries keys are held (10,000 by default, about 1 KiB
-// each), plus those whose Decrypt call is in flight, at most one per
-// waiting caller. Concurrent misses for the same wrapped key are coalesced.
+// each), plus those whose Decrypt call is in flight. A call is started only
+// for a caller whose context is still live, and runs for at most
+// [Options].CallTimeout, so calls in flight number at most the callers
+// waiting, plus those abandoned by callers whose context ended within the
+// last CallTimeout (one each). Concurrent misses for the same wrapped key
+// are coalesced.
 //
 // Plaintext data keys returned by KMS are cleared as soon as the envelope key
 // is derived from them. A derived key that is evicted, replaced or expired is
-// dropped, and its material is cleared once no goroutine uses it any more
-// (see envelope.Key.Destroy); Close destroys every key at once.
+// dropped, and its material is cleared when the garbage collector reclaims
+// it, once no goroutine uses it any more (see envelope.Key.Destroy). Close
+// destroys every cached key, so that none can seal or open again; their
+// material too is cleared when collected.
 //
 // # Concurrency
 //

@@ -375,3 +375,33 @@ func TestCloseRacesKey(t *testing.T) {
 		require.Zero(t, k.afterClose.Load(), "Decrypt called after Close returned")
 	})
 }
+
+// nilKMS returns neither an output nor an error, as a broken kmsiface.Client
+// might.
+type nilKMS struct{ kmsiface.Client }
+
+func (nilKMS) GenerateDataKey(context.Context, *kms.GenerateDataKeyInput, ...func(*kms.Options)) (*kms.GenerateDataKeyOutput, error) {
+	return nil, nil
+}
+
+func (nilKMS) Decrypt(context.Context, *kms.DecryptInput, ...func(*kms.Options)) (*kms.DecryptOutput, error) {
+	return nil, nil
+}
+
+// TestNilOutputFromClient: a client that returns (nil, nil) gives a KMS
+// error of class Other, not a panic in a background goroutine.
+func TestNilOutputFromClient(t *testing.T) {
+	ctx := context.Background()
+	p := keycache.NewProducer(nilKMS{})
+	defer p.Close()
+	_, err := p.Key(ctx, "alias/x", binding("orders"), 1)
+	var ke *kmsiface.Error
+	require.ErrorAs(t, err, &ke)
+	require.ErrorContains(t, err, "no output and no error")
+
+	c := keycache.NewConsumer(nilKMS{})
+	defer c.Close()
+	_, _, err = c.Key(ctx, []byte("wrapped"), binding("orders"))
+	require.ErrorAs(t, err, &ke)
+	require.ErrorContains(t, err, "no output and no error")
+}

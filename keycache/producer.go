@@ -117,6 +117,11 @@ func (p *Producer) Key(ctx context.Context, keyID string, b Binding, n int) (*en
 	if p.closed.Load() {
 		return nil, ErrClosed
 	}
+	// Checked first: counted against the current key, an oversized record
+	// would retire it and cost a KMS call per record.
+	if p.opts.MaxBytesPerKey > 0 && uint64(n) > p.opts.MaxBytesPerKey {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, n, p.opts.MaxBytesPerKey)
+	}
 	s := p.slot(keyID, b)
 	now := p.opts.Now()
 	if dk := s.cur.Load(); dk != nil && dk.use(now, n, &p.opts) {
@@ -125,9 +130,6 @@ func (p *Producer) Key(ctx context.Context, keyID string, b Binding, n int) (*en
 			p.refreshAhead(s, now)
 		}
 		return dk.key, nil
-	}
-	if p.opts.MaxBytesPerKey > 0 && uint64(n) > p.opts.MaxBytesPerKey {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, n, p.opts.MaxBytesPerKey)
 	}
 	p.c.misses.Add(1)
 	for {
@@ -287,6 +289,11 @@ func (p *Producer) generate(s *slot) (*dataKey, error) {
 			err = ErrClosed
 		}
 		err = kmsiface.Classify("GenerateDataKey", err)
+		p.c.fail(err)
+		return nil, err
+	}
+	if out == nil {
+		err = kmsiface.Classify("GenerateDataKey", errors.New("no output and no error from the KMS client"))
 		p.c.fail(err)
 		return nil, err
 	}

@@ -593,3 +593,26 @@ func producerConcurrent(t *testing.T, maxRecords uint64) {
 	require.Equal(t, uint64(len(wrapped)), c.Stats().KMSCalls)
 	t.Logf("%d records on %d data keys, %d GenerateDataKey calls", goroutines*perG, len(wrapped), k.Calls("GenerateDataKey"))
 }
+
+// TestProducerOversizedRecordKeepsKey: a record over MaxBytesPerKey is
+// refused without counting against the current key, so interleaving such
+// records with normal ones costs no KMS call.
+func TestProducerOversizedRecordKeepsKey(t *testing.T) {
+	const limit = 1 << 20
+	ctx := context.Background()
+	k := kmstest.New()
+	arn := newKey(k)
+	p := keycache.NewProducer(k, func(o *keycache.Options) { o.MaxBytesPerKey = limit })
+	defer p.Close()
+	b := binding("orders")
+	first, err := p.Key(ctx, arn, b, 100)
+	require.NoError(t, err)
+	for range 10 {
+		_, err := p.Key(ctx, arn, b, limit+1)
+		require.ErrorIs(t, err, keycache.ErrRecordTooLarge)
+		key, err := p.Key(ctx, arn, b, 100)
+		require.NoError(t, err)
+		require.Same(t, first, key)
+	}
+	require.Equal(t, int64(1), k.Calls("GenerateDataKey"))
+}

@@ -293,3 +293,42 @@ func TestDecryptRecordsOneKMSCallPerFailingKey(t *testing.T) {
 	require.ErrorIs(t, err, kmsiface.ErrKeyDisabled)
 	require.Equal(t, int64(1), k.Calls("Decrypt")-before, "one KMS call for the batch's one wrapped key")
 }
+
+// TestDecryptRecordsAfterContextEnds: in a batch whose context has ended,
+// the records of data keys not cached (as an attacker who floods a stream
+// would write, one data key each) fail with the context's error and start
+// no KMS call; a record whose data key is cached still decrypts.
+func TestDecryptRecordsAfterContextEnds(t *testing.T) {
+	k, arn, enc0, _ := newPair(t)
+	cached, err := enc0.Encrypt(context.Background(), "s", "cached", []byte("still decrypts"))
+	require.NoError(t, err)
+	recs := []types.Record{{Data: cached.Data}}
+	for i := range 50 {
+		enc, err := record.NewEncryptor(k, arn) // a new data key each
+		require.NoError(t, err)
+		r, err := enc.Encrypt(context.Background(), "s", fmt.Sprint(i), []byte("x"))
+		require.NoError(t, err)
+		require.NoError(t, enc.Close())
+		recs = append(recs, types.Record{Data: r.Data})
+	}
+	dec, err := record.NewDecryptor(k)
+	require.NoError(t, err)
+	defer dec.Close()
+	_, err = dec.Decrypt(context.Background(), "s", cached.Data)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := k.Calls("Decrypt")
+	err = dec.DecryptRecords(ctx, "s", recs)
+	var be *record.BatchError
+	require.ErrorAs(t, err, &be)
+	require.Len(t, be.Failed, 50)
+	for _, f := range be.Failed {
+		require.NotZero(t, f.Index)
+		require.ErrorIs(t, f.Err, context.Canceled)
+		require.Nil(t, recs[f.Index].Data)
+	}
+	require.Zero(t, k.Calls("Decrypt")-before)
+	require.Equal(t, "still decrypts", string(recs[0].Data))
+}
