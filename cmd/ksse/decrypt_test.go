@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -269,6 +271,17 @@ func TestInspect(t *testing.T) {
 	require.Equal(t, exitFailure, r.code)
 	require.Len(t, strings.Split(strings.TrimSpace(r.stdout), "\n"), 1)
 	require.Contains(t, r.stderr, "ksse inspect: record 1: envelope: not a sequence of envelopes: 2 bytes at byte ")
+}
+
+// TestInspectHelpSample checks the arithmetic of the sample line in the help
+// of inspect: size is the header, the body and the wrapped key.
+func TestInspectHelpSample(t *testing.T) {
+	m := regexp.MustCompile(`"size":(\d+),"bodyLength":(\d+),"wrappedKeyLength":(\d+)`).FindStringSubmatch(inspectDescription)
+	require.NotNil(t, m, "no sample in the help of inspect")
+	size, _ := strconv.Atoi(m[1])
+	body, _ := strconv.Atoi(m[2])
+	wrapped, _ := strconv.Atoi(m[3])
+	require.Equal(t, envelope.HeaderSize+body+wrapped, size)
 }
 
 func TestWrappedKeyID(t *testing.T) {

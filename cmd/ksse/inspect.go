@@ -18,7 +18,7 @@ Prints the header fields of the envelope in FILE (or standard input, also as
 "-"), or of each envelope of a concatenation, as one JSON object per line,
 without decrypting anything and without calling KMS:
 
-  {"index":0,"offset":0,"version":1,"size":339,"bodyLength":87,"wrappedKeyLength":97,
+  {"index":0,"offset":0,"version":1,"size":210,"bodyLength":87,"wrappedKeyLength":97,
    "salt":"…","kmsKeyId":"…","wrappedKeyFormat":"kmstest"}
 
 size is the whole envelope; the body is the sealed partition key, the nonce,
