@@ -9,7 +9,8 @@
 //	ksse inspect [FILE]
 //	ksse demo    [--key-id K] [--records N]
 //
-// Every subcommand takes --help.
+// Every subcommand takes --help. Help asked for (ksse help, ksse --help,
+// ksse COMMAND --help) is printed on standard output with exit status 0.
 //
 // # AWS configuration
 //
@@ -150,7 +151,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if name == "help" && len(args) > 1 {
 			return run(ctx, []string{args[1], "--help"}, stdin, stdout, stderr)
 		}
-		topUsage(stderr)
+		topUsage(stdout) // asked for: on standard output, for a pager
 		return exitOK
 	}
 	for _, cmd := range commands {
@@ -165,9 +166,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return exitOK
 		case errors.Is(err, flag.ErrHelp):
 			return exitOK
-		case errors.Is(err, errFlagParse):
-			// The flag package has printed the error and the usage.
-			return exitUsage
 		case errors.As(err, &ue):
 			c.warnf("%s", ue.msg)
 			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", c.name)
@@ -211,38 +209,50 @@ decrypt, malformed input); 2 usage error.
 	io.WriteString(w, b.String())
 }
 
-// errFlagParse marks a flag error that the flag package has already printed.
-var errFlagParse = errors.New("flag parse error")
+// flagSet is the flag set of a subcommand, with its help.
+type flagSet struct {
+	*flag.FlagSet
+	help func() // prints the usage (synopsis, description, flags) on standard output
+}
 
-// newFlagSet returns the flag set of a subcommand, which prints its usage
-// (synopsis, description, flags) on standard error.
-func newFlagSet(c *cli, synopsis, description string) *flag.FlagSet {
+// newFlagSet returns the flag set of a subcommand. Asked for its help
+// (--help, -h), it prints its usage on standard output; a flag it cannot
+// parse is a usage error, reported in one line like the others.
+func newFlagSet(c *cli, synopsis, description string) *flagSet {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "Usage: %s %s\n\n%s\n", c.name, synopsis, strings.TrimSpace(description))
+	// The flag package prints parse errors, and then the usage, on the
+	// output: parseArgs returns the errors instead, and prints the usage
+	// only for --help.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	help := func() {
+		fmt.Fprintf(c.stdout, "Usage: %s %s\n\n%s\n", c.name, synopsis, strings.TrimSpace(description))
 		hasFlags := false
 		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
 		if hasFlags {
-			fmt.Fprintf(c.stderr, "\nFlags:\n")
+			fmt.Fprintf(c.stdout, "\nFlags:\n")
+			fs.SetOutput(c.stdout)
 			fs.PrintDefaults()
+			fs.SetOutput(io.Discard)
 		}
-		fmt.Fprintf(c.stderr, "\nExit status: 0 success, 1 runtime failure, 2 usage error.\n")
+		fmt.Fprintf(c.stdout, "\nExit status: 0 success, 1 runtime failure, 2 usage error.\n")
 	}
-	return fs
+	return &flagSet{FlagSet: fs, help: help}
 }
 
 // parseArgs parses args with fs, allowing flags after positional arguments
 // ("decrypt FILE --stream S"), and returns the positional arguments.
-// Everything after "--" is positional.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+// Everything after "--" is positional. For --help it prints the usage and
+// returns flag.ErrHelp; a flag error is a *usageError.
+func parseArgs(fs *flagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fs.help()
 				return nil, err
 			}
-			return nil, errFlagParse
+			return nil, &usageError{err.Error()}
 		}
 		rest := fs.Args()
 		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {

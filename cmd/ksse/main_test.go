@@ -151,27 +151,69 @@ func TestUsage(t *testing.T) {
 			require.Equal(t, exitUsage, r.code)
 			require.Contains(t, r.stderr, tc.want)
 			require.Empty(t, r.stdout)
+			require.NotContains(t, r.stderr, "Flags:", "a usage error does not print the whole help")
 		})
 	}
 }
 
-func TestHelp(t *testing.T) {
-	r := runCLI(t, nil, "--help")
-	require.Equal(t, exitOK, r.code)
-	for _, cmd := range commands {
-		require.Contains(t, r.stderr, "  "+cmd.name+" ")
+// TestUsageFlagError checks that a flag the flag package cannot parse is
+// reported like the other usage errors: one line, then where to find help.
+func TestUsageFlagError(t *testing.T) {
+	awsEnv(t, "http://127.0.0.1:1") // never contacted
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"put", "--bogus"}, "ksse put: flag provided but not defined: -bogus\nRun 'ksse put --help' for usage.\n"},
+		{[]string{"tail", "--stream", "s", "--limit", "many"}, "ksse tail: invalid value \"many\" for flag -limit: parse error\nRun 'ksse tail --help' for usage.\n"},
+		{[]string{"decrypt", "--stream"}, "ksse decrypt: flag needs an argument: -stream\nRun 'ksse decrypt --help' for usage.\n"},
+		{[]string{"inspect", "-x"}, "ksse inspect: flag provided but not defined: -x\nRun 'ksse inspect --help' for usage.\n"},
+		{[]string{"demo", "--records=x"}, "ksse demo: invalid value \"x\" for flag -records: parse error\nRun 'ksse demo --help' for usage.\n"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := runCLI(t, nil, tc.args...)
+			require.Equal(t, exitUsage, r.code)
+			require.Equal(t, tc.want, r.stderr)
+			require.Empty(t, r.stdout)
+		})
 	}
-	require.Contains(t, r.stderr, "2 usage error")
+}
+
+// TestHelp checks that help asked for goes to standard output with exit
+// status 0, so that 'ksse put --help | less' works.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-help"}, {"-h"}, {"help"}} {
+		r := runCLI(t, nil, args...)
+		require.Equal(t, exitOK, r.code, args)
+		for _, cmd := range commands {
+			require.Contains(t, r.stdout, "  "+cmd.name+" ", args)
+		}
+		require.Contains(t, r.stdout, "2 usage error", args)
+		require.Empty(t, r.stderr, args)
+	}
 
 	for _, cmd := range commands {
-		for _, args := range [][]string{{cmd.name, "--help"}, {cmd.name, "-h"}, {"help", cmd.name}} {
+		for _, args := range [][]string{{cmd.name, "--help"}, {cmd.name, "-h"}, {"help", cmd.name}, {cmd.name, "file", "--help"}} {
 			r := runCLI(t, nil, args...)
 			require.Equal(t, exitOK, r.code, args)
-			require.Contains(t, r.stderr, "Usage: ksse "+cmd.name+" ", args)
-			require.Contains(t, r.stderr, "Exit status: 0 success, 1 runtime failure, 2 usage error.", args)
-			require.Empty(t, r.stdout)
+			require.True(t, strings.HasPrefix(r.stdout, "Usage: ksse "+cmd.name+" "), args)
+			require.Contains(t, r.stdout, "Exit status: 0 success, 1 runtime failure, 2 usage error.", args)
+			require.Empty(t, r.stderr, args)
 		}
 	}
+	// The flags are listed, with their descriptions.
+	r := runCLI(t, nil, "put", "--help")
+	require.Contains(t, r.stdout, "\nFlags:\n  -key-id ")
+
+	// Help for no command, or an unknown one, is a usage error.
+	r = runCLI(t, nil)
+	require.Equal(t, exitUsage, r.code)
+	require.Contains(t, r.stderr, "Usage: ksse COMMAND")
+	require.Empty(t, r.stdout)
+	r = runCLI(t, nil, "help", "frobnicate")
+	require.Equal(t, exitUsage, r.code)
+	require.Contains(t, r.stderr, `unknown command "frobnicate"`)
+	require.Empty(t, r.stdout)
 }
 
 func TestParseArgsInterspersed(t *testing.T) {
