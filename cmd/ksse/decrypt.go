@@ -77,39 +77,52 @@ func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
 	}
 	defer dec.Close()
 
-	n, failed, err := decryptAll(ctx, dec, st, in, newRecordWriter(c.stdout), c.warnf)
+	n, failed, unauthentic, err := decryptAll(ctx, dec, st, in, newRecordWriter(c.stdout), c.warnf)
 	if err != nil {
 		c.warnf("%v", err)
 		return errReported
 	}
 	if failed > 0 {
-		c.warnf("%d of %d records failed to decrypt", failed, n)
+		var hint string
+		if unauthentic == n {
+			// Not one record authentic: more likely the wrong --stream
+			// than n tampered records.
+			kind := "stream"
+			if *firehose {
+				kind = "delivery stream"
+			}
+			hint = fmt.Sprintf(" (were they written to %s %s? the stream name is authenticated)", kind, *stream)
+		}
+		c.warnf("%d of %d records failed to decrypt%s", failed, n, hint)
 		return errReported
 	}
 	return nil
 }
 
 // decryptAll decrypts the envelopes of r, prints the authentic ones to out
-// and reports the others with warnf. It returns the number of envelopes and
-// of failures, and an error when r cannot be split (or read, or written) to
-// its end.
-func decryptAll(ctx context.Context, dec *record.Decryptor, st record.Stream, r io.Reader, out *recordWriter, warnf func(string, ...any)) (n, failed int, err error) {
+// and reports the others with warnf. It returns the number of envelopes, of
+// failures and of failures to authenticate (envelope.ErrOpen) among them, and
+// an error when r cannot be split (or read, or written) to its end.
+func decryptAll(ctx context.Context, dec *record.Decryptor, st record.Stream, r io.Reader, out *recordWriter, warnf func(string, ...any)) (n, failed, unauthentic int, err error) {
 	er := envelope.NewReader(r)
 	var buf []byte
 	for ; ; n++ {
 		e, off, err := er.Next()
 		if err == io.EOF {
-			return n, failed, nil
+			return n, failed, unauthentic, nil
 		}
 		if err != nil {
 			if errors.Is(err, envelope.ErrMalformed) {
-				return n, failed, fmt.Errorf("record %d: %w", n, err)
+				return n, failed, unauthentic, fmt.Errorf("record %d: %w", n, err)
 			}
-			return n, failed, fmt.Errorf("reading input: %w", err)
+			return n, failed, unauthentic, fmt.Errorf("reading input: %w", err)
 		}
 		plain, pkLen, _, err := dec.Open(ctx, buf[:0], st, &e)
 		if err != nil {
 			failed++
+			if errors.Is(err, envelope.ErrOpen) {
+				unauthentic++
+			}
 			warnf("record %d (byte %d, %d bytes) failed to decrypt: %v", n, off, e.Size(), err)
 			continue
 		}
@@ -118,7 +131,7 @@ func decryptAll(ctx context.Context, dec *record.Decryptor, st record.Stream, r 
 		jr := jsonRecord{Index: &idx, PartitionKey: string(plain[:pkLen]), EncryptionType: "KMS"}
 		jr.setData(plain[pkLen:])
 		if err := out.write(&jr); err != nil {
-			return n, failed, fmt.Errorf("writing output: %w", err)
+			return n, failed, unauthentic, fmt.Errorf("writing output: %w", err)
 		}
 	}
 }

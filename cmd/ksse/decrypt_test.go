@@ -97,13 +97,44 @@ func TestDecryptConcatenation(t *testing.T) {
 	require.EqualValues(t, 4, f.kms.Calls("Decrypt"))
 
 	// The stream is authenticated: another stream, or a Firehose delivery
-	// stream of the same name, decrypts nothing.
-	for _, args := range [][]string{{"--stream", "invoices"}, {"--stream", "orders", "--firehose"}} {
-		r := runCLI(t, nil, append([]string{"decrypt", file}, args...)...)
+	// stream of the same name, decrypts nothing. Each record is reported,
+	// and the summary asks about the stream.
+	for _, tc := range []struct {
+		args []string
+		hint string
+	}{
+		{[]string{"--stream", "invoices"}, " (were they written to stream invoices? the stream name is authenticated)\n"},
+		{[]string{"--stream", "orders", "--firehose"}, " (were they written to delivery stream orders? the stream name is authenticated)\n"},
+	} {
+		r := runCLI(t, nil, append([]string{"decrypt", file}, tc.args...)...)
 		require.Equal(t, exitFailure, r.code)
 		require.Empty(t, r.stdout)
-		require.Contains(t, r.stderr, "ksse decrypt: 3 of 3 records failed to decrypt")
+		lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+		require.Len(t, lines, 4)
+		for i, line := range lines[:3] {
+			require.Equal(t, fmt.Sprintf("ksse decrypt: record %d (byte %d, %d bytes) failed to decrypt: %v", i, envelopeOffset(t, obj, i), envelopeSize(t, obj, i), envelope.ErrOpen), line)
+		}
+		require.Contains(t, r.stderr, "ksse decrypt: 3 of 3 records failed to decrypt"+tc.hint)
 	}
+}
+
+// envelopeOffset returns the byte offset of envelope i of the concatenation
+// obj, and envelopeSize its size.
+func envelopeOffset(t *testing.T, obj []byte, i int) int {
+	t.Helper()
+	off := 0
+	for range i {
+		off += envelopeSize(t, obj[off:], 0)
+	}
+	return off
+}
+
+func envelopeSize(t *testing.T, obj []byte, i int) int {
+	t.Helper()
+	off := envelopeOffset(t, obj, i)
+	e, _, err := envelope.Parse(obj[off:])
+	require.NoError(t, err)
+	return e.Size()
 }
 
 func TestDecryptFirehoseObject(t *testing.T) {
@@ -165,7 +196,8 @@ func TestDecryptTampered(t *testing.T) {
 			require.Equal(t, "last", got[1].Data)
 			require.Equal(t, 2, *got[1].Index)
 			require.Contains(t, r.stderr, fmt.Sprintf("ksse decrypt: record 1 (byte %d, %d bytes) failed to decrypt: ", len(first), len(middle)))
-			require.Contains(t, r.stderr, "ksse decrypt: 1 of 3 records failed to decrypt")
+			require.Contains(t, r.stderr, "ksse decrypt: 1 of 3 records failed to decrypt\n")
+			require.NotContains(t, r.stderr, "were they written to", "no hint about the stream when other records authenticate")
 			require.NotContains(t, r.stdout+r.stderr, "secret-middle")
 			require.NotContains(t, r.stdout+r.stderr, "pk-middle")
 		})
