@@ -10,6 +10,7 @@ import (
 
 	"github.com/ksse-go/ksse/envelope"
 	"github.com/ksse-go/ksse/keycache"
+	"github.com/ksse-go/ksse/kmsiface"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -33,9 +34,11 @@ otherwise base64 with "dataEncoding":"base64".
 
 A record that fails to authenticate is not printed, not even in part: it is
 reported on standard error with its index and byte offset, the next records
-are decrypted, and the exit status is 1. Bytes that do not form a complete
-envelope (a truncated record, trailing data, a plaintext record) end the
-input with an error and exit status 1.`
+are decrypted, and the exit status is 1; when no record authenticates, the
+summary asks whether S is the right stream. With --key-arn (strict mode), a
+record whose data key is of another KMS key is reported as such. Bytes that
+do not form a complete envelope (a truncated record, trailing data, a
+plaintext record) end the input with an error and exit status 1.`
 
 func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
 	fs := newFlagSet(c, decryptSynopsis, decryptDescription)
@@ -77,7 +80,7 @@ func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
 	}
 	defer dec.Close()
 
-	n, failed, unauthentic, err := decryptAll(ctx, dec, st, in, newRecordWriter(c.stdout), c.warnf)
+	n, failed, unauthentic, err := decryptAll(ctx, dec, st, in, keyARNs, newRecordWriter(c.stdout), c.warnf)
 	if err != nil {
 		c.warnf("%v", err)
 		return errReported
@@ -100,10 +103,11 @@ func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
 }
 
 // decryptAll decrypts the envelopes of r, prints the authentic ones to out
-// and reports the others with warnf. It returns the number of envelopes, of
+// and reports the others with warnf (explained by explainKeyError for the
+// --key-arn keys keyARNs). It returns the number of envelopes, of
 // failures and of failures to authenticate (envelope.ErrOpen) among them, and
 // an error when r cannot be split (or read, or written) to its end.
-func decryptAll(ctx context.Context, dec *record.Decryptor, st record.Stream, r io.Reader, out *recordWriter, warnf func(string, ...any)) (n, failed, unauthentic int, err error) {
+func decryptAll(ctx context.Context, dec *record.Decryptor, st record.Stream, r io.Reader, keyARNs []string, out *recordWriter, warnf func(string, ...any)) (n, failed, unauthentic int, err error) {
 	er := envelope.NewReader(r)
 	var buf []byte
 	for ; ; n++ {
@@ -123,7 +127,7 @@ func decryptAll(ctx context.Context, dec *record.Decryptor, st record.Stream, r 
 			if errors.Is(err, envelope.ErrOpen) {
 				unauthentic++
 			}
-			warnf("record %d (byte %d, %d bytes) failed to decrypt: %v", n, off, e.Size(), err)
+			warnf("record %d (byte %d, %d bytes) failed to decrypt: %v", n, off, e.Size(), explainKeyError(err, keyARNs))
 			continue
 		}
 		buf = plain
@@ -134,4 +138,33 @@ func decryptAll(ctx context.Context, dec *record.Decryptor, st record.Stream, r 
 			return n, failed, unauthentic, fmt.Errorf("writing output: %w", err)
 		}
 	}
+}
+
+// explainKeyError returns err, the failure of a record read with the
+// --key-arn keys keyARNs (strict mode), with what the keys have to do with
+// it:
+//
+//   - keycache.ErrNotAllowed: the record's data key is of another key. The
+//     decryptor says so when KMS names another key than those allowed, and
+//     when KMS, given the one allowed key as KeyId, answers
+//     IncorrectKeyException (AWS KMS, kmstest);
+//   - with one key, sent to KMS as the KeyId of Decrypt, KMS may instead
+//     answer NotFoundException (the key does not exist: a typo, another
+//     account or region) or AccessDeniedException (moto, for a blob of
+//     another key; or credentials that may not use the key). Only KMS's
+//     error says which; the message names the key it was asked for.
+//
+// Other errors are returned as they are.
+func explainKeyError(err error, keyARNs []string) error {
+	switch {
+	case len(keyARNs) == 0:
+		return err
+	case errors.Is(err, keycache.ErrNotAllowed):
+		return fmt.Errorf("its data key is not of a --key-arn key: %w", err)
+	case len(keyARNs) == 1 && errors.Is(err, kmsiface.ErrKeyNotFound):
+		return fmt.Errorf("KMS, asked to decrypt with the --key-arn key %s only, does not find that key: %w", keyARNs[0], err)
+	case len(keyARNs) == 1 && errors.Is(err, kmsiface.ErrAccessDenied):
+		return fmt.Errorf("KMS, asked to decrypt with the --key-arn key %s only, refused (is the record's data key of another key?): %w", keyARNs[0], err)
+	}
+	return err
 }

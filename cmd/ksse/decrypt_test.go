@@ -13,10 +13,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/keycache"
+	"github.com/ksse-go/ksse/kmsiface"
 	"github.com/ksse-go/ksse/kmstest"
 	"github.com/ksse-go/ksse/record"
 )
@@ -202,6 +206,86 @@ func TestDecryptTampered(t *testing.T) {
 			require.NotContains(t, r.stdout+r.stderr, "pk-middle")
 		})
 	}
+}
+
+// TestDecryptKeyARN checks that a record refused because of --key-arn says
+// so, whichever way the refusal comes: from the decryptor's allowlist or from
+// KMS given the one --key-arn key as the KeyId of Decrypt.
+func TestDecryptKeyARN(t *testing.T) {
+	f := newKMSFixture(t)
+	st := kinesisStream(t, "orders")
+	obj := append(f.seal(t, st, "a", "secret-one"), f.seal(t, st, "b", "secret-two")...)
+	file := writeFile(t, obj)
+	_, otherARN := f.kms.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	missingARN := "arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000"
+
+	for _, tc := range []struct {
+		name    string
+		keyARNs []string
+		want    string // in the message of each record
+	}{
+		// kmstest answers IncorrectKeyException, as AWS KMS does; the
+		// decryptor turns it into keycache.ErrNotAllowed.
+		{"one other key", []string{otherARN}, "failed to decrypt: its data key is not of a --key-arn key: Decrypt: " + keycache.ErrNotAllowed.Error()},
+		// KMS names the record's key, which is not in the list.
+		{"two other keys", []string{otherARN, missingARN}, fmt.Sprintf("failed to decrypt: its data key is not of a --key-arn key: Decrypt: %v: %q", keycache.ErrNotAllowed, f.keyARN)},
+		// KMS does not find the key it was asked for.
+		{"one missing key", []string{missingARN}, "failed to decrypt: KMS, asked to decrypt with the --key-arn key " + missingARN + " only, does not find that key: Decrypt: kms: key not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"decrypt", "--stream", "orders", file}
+			for _, k := range tc.keyARNs {
+				args = append(args, "--key-arn", k)
+			}
+			r := runCLI(t, nil, args...)
+			require.Equal(t, exitFailure, r.code)
+			require.Empty(t, r.stdout)
+			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+			require.Len(t, lines, 3)
+			for i, line := range lines[:2] {
+				require.Contains(t, line, fmt.Sprintf("ksse decrypt: record %d (byte ", i))
+				require.Contains(t, line, tc.want)
+			}
+			// Not a stream problem: no hint about the stream.
+			require.Equal(t, "ksse decrypt: 2 of 2 records failed to decrypt", lines[2])
+			require.NotContains(t, r.stderr, "secret-")
+		})
+	}
+
+	// The right key, alone or among others, decrypts.
+	for _, keys := range [][]string{{f.keyARN}, {otherARN, f.keyARN}} {
+		args := []string{"decrypt", "--stream", "orders", file}
+		for _, k := range keys {
+			args = append(args, "--key-arn", k)
+		}
+		r := runCLI(t, nil, args...)
+		require.Equal(t, exitOK, r.code)
+		require.Len(t, jsonLines(t, r.stdout), 2)
+	}
+}
+
+// TestExplainKeyError checks the messages for the errors that only some
+// KMS implementations give (moto's AccessDeniedException for a blob of
+// another key than the KeyId), and that other errors pass unchanged.
+func TestExplainKeyError(t *testing.T) {
+	const arn = "arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000"
+	denied := kmsiface.Classify("Decrypt", &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "UnknownError"})
+	notFound := kmsiface.Classify("Decrypt", &kmstypes.NotFoundException{Message: aws.String("Key '" + arn + "' does not exist")})
+	notAllowed := fmt.Errorf("Decrypt: %w: %q", keycache.ErrNotAllowed, arn)
+
+	require.EqualError(t, explainKeyError(denied, []string{arn}),
+		"KMS, asked to decrypt with the --key-arn key "+arn+" only, refused (is the record's data key of another key?): "+denied.Error())
+	require.EqualError(t, explainKeyError(notFound, []string{arn}),
+		"KMS, asked to decrypt with the --key-arn key "+arn+" only, does not find that key: "+notFound.Error())
+	require.EqualError(t, explainKeyError(notAllowed, []string{arn, arn}), "its data key is not of a --key-arn key: "+notAllowed.Error())
+	require.ErrorIs(t, explainKeyError(notAllowed, []string{arn}), keycache.ErrNotAllowed)
+
+	// With several keys, KMS is not given a KeyId: its errors are its own.
+	require.Equal(t, denied, explainKeyError(denied, []string{arn, arn}))
+	require.Equal(t, notFound, explainKeyError(notFound, []string{arn, arn}))
+	// Without --key-arn, or for other errors, nothing is added.
+	require.Equal(t, notFound, explainKeyError(notFound, nil))
+	require.Equal(t, envelope.ErrOpen, explainKeyError(envelope.ErrOpen, []string{arn}))
 }
 
 func TestDecryptMalformed(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
@@ -206,11 +207,36 @@ func TestTailReportsFailures(t *testing.T) {
 		PartitionKey: "pk-plain", Data: "plaintext-secret", EncryptionType: "NONE"}, got[2])
 	require.Contains(t, r.stderr, "ksse tail: 1 of 4 records failed to decrypt")
 
-	// Strict mode with another key: nothing decrypts.
-	r = runCLI(t, nil, "tail", "--stream", f.stream, "--key-arn", "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000")
-	require.Equal(t, exitFailure, r.code)
-	require.Empty(t, r.stdout)
-	require.Contains(t, r.stderr, "ksse tail: 4 of 4 records failed to decrypt")
+	// Strict mode with another key: nothing decrypts, and the message says
+	// what --key-arn has to do with it. With one key, KMS is given it as
+	// KeyId: moto answers NotFoundException for a key that does not exist,
+	// and AccessDeniedException for one that is not the blob's. With two,
+	// the decryptor refuses the key that KMS names.
+	other, err := f.kms.CreateKey(ctx, &kms.CreateKeyInput{})
+	require.NoError(t, err)
+	otherARN := aws.ToString(other.KeyMetadata.Arn)
+	const missingARN = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+	for _, tc := range []struct {
+		keyARNs []string
+		want    string
+	}{
+		{[]string{missingARN}, "KMS, asked to decrypt with the --key-arn key " + missingARN + " only, does not find that key: "},
+		{[]string{otherARN}, "KMS, asked to decrypt with the --key-arn key " + otherARN + " only, refused (is the record's data key of another key?): "},
+		{[]string{otherARN, missingARN}, "its data key is not of a --key-arn key: "},
+	} {
+		args := []string{"tail", "--stream", f.stream}
+		for _, k := range tc.keyARNs {
+			args = append(args, "--key-arn", k)
+		}
+		r = runCLI(t, nil, args...)
+		require.Equal(t, exitFailure, r.code)
+		require.Empty(t, r.stdout)
+		require.Contains(t, r.stderr, "ksse tail: 4 of 4 records failed to decrypt")
+		// The two encrypted records (of f.keyARN) fail because of --key-arn.
+		for _, rec := range []int{0, 1} {
+			require.Contains(t, r.stderr, fmt.Sprintf("ksse tail: record %d (shard shardId-000000000000, sequence number %s) failed to decrypt: %s", rec, aws.ToString(raw[rec].SequenceNumber), tc.want))
+		}
+	}
 
 	// And the right key (as KMS reports it: the ARN) in strict mode works.
 	r = runCLI(t, nil, "tail", "--stream", f.stream, "--key-arn", f.keyARN, "--limit", "2")
