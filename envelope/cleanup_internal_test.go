@@ -7,25 +7,45 @@ import (
 	"time"
 )
 
-// TestKeyMaterialClearedWhenCollected checks that the HMAC states of a Key
-// are cleared once the Key is unreachable.
+// TestKeyMaterialClearedWhenCollected checks that the key material of a Key
+// (the HMAC states, or the stream key in FIPS mode) is cleared once the Key
+// is unreachable.
 func TestKeyMaterialClearedWhenCollected(t *testing.T) {
-	k, err := NewKey(bytes.Repeat([]byte{1}, KeySize), []byte("w"), []byte("ad"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	inner, outer := k.inner, k.outer // alias the states, not the Key
-	zero := func() bool { return bytes.Count(inner, []byte{0})+bytes.Count(outer, []byte{0}) == 2*hmacStateSize }
-	if zero() {
-		t.Fatal("states are zero before collection")
-	}
-	k = nil
-	deadline := time.Now().Add(5 * time.Second)
-	for !zero() {
-		if time.Now().After(deadline) {
-			t.Fatal("key material not cleared after the Key was collected")
+	for _, fips := range []bool{false, true} {
+		k, err := newKey(bytes.Repeat([]byte{1}, KeySize), []byte("w"), []byte("ad"), fips)
+		if err != nil {
+			t.Fatal(err)
 		}
-		runtime.GC()
-		time.Sleep(time.Millisecond)
+		// Alias the material, not the Key.
+		material := [][]byte{k.inner, k.outer}
+		if fips {
+			material = [][]byte{k.prk}
+		}
+		size := 0
+		for _, m := range material {
+			size += len(m)
+		}
+		if size == 0 {
+			t.Fatalf("fips %v: no key material", fips)
+		}
+		zero := func() bool {
+			n := 0
+			for _, m := range material {
+				n += bytes.Count(m, []byte{0})
+			}
+			return n == size
+		}
+		if zero() {
+			t.Fatalf("fips %v: material is zero before collection", fips)
+		}
+		k = nil
+		deadline := time.Now().Add(5 * time.Second)
+		for !zero() {
+			if time.Now().After(deadline) {
+				t.Fatalf("fips %v: key material not cleared after the Key was collected", fips)
+			}
+			runtime.GC()
+			time.Sleep(time.Millisecond)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package envelope_test
 
 import (
 	"bytes"
+	"crypto/fips140"
 	"crypto/rand"
 	"errors"
 	"testing"
@@ -157,21 +158,64 @@ func TestDestroy(t *testing.T) {
 	require.ErrorIs(t, err, envelope.ErrKeyDestroyed)
 }
 
+// TestAllocations pins the allocations of Seal and Open with caller
+// buffers: 2 on the hand-optimised path (the AES block and the GCM of the
+// record key, which crypto/aes and crypto/cipher allocate; the target is at
+// most 3), and at most 16 in FIPS mode, where crypto/hkdf.Expand,
+// cipher.NewCTR and cipher.NewGCMWithRandomNonce allocate their own state.
 func TestAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector adds allocations")
 	}
-	k := newTestKey(t, "kinesis:a")
-	payload := make([]byte, 1024)
-	dst := make([]byte, 0, k.SealedSize(8, len(payload)))
-	env, _ := k.Seal(nil, []byte("pk-12345"), payload)
-	e, _, _ := envelope.Parse(env)
-	out := make([]byte, 0, 2048)
-	seal := testing.AllocsPerRun(100, func() { k.Seal(dst[:0], []byte("pk-12345"), payload) })
-	open := testing.AllocsPerRun(100, func() { k.Open(out[:0], &e) })
-	t.Logf("allocs: seal %.0f, open %.0f", seal, open)
-	// The two allocations are the AES block and the GCM of the record key,
-	// which crypto/aes and crypto/cipher allocate; the target is at most 3.
-	require.LessOrEqual(t, seal, 2.0)
-	require.LessOrEqual(t, open, 2.0)
+	for _, mode := range []struct {
+		fips  bool
+		limit float64
+	}{{false, 2}, {true, 16}} {
+		if !mode.fips && fips140.Enforced() {
+			continue // the hand-optimised path is not allowed there
+		}
+		k, err := envelope.NewKeyMode(bytes.Repeat([]byte{7}, envelope.KeySize), []byte("wrapped"), []byte("kinesis:a"), mode.fips)
+		require.NoError(t, err)
+		payload := make([]byte, 1024)
+		dst := make([]byte, 0, k.SealedSize(8, len(payload)))
+		env, err := k.Seal(nil, []byte("pk-12345"), payload)
+		require.NoError(t, err)
+		e, _, err := envelope.Parse(env)
+		require.NoError(t, err)
+		out := make([]byte, 0, 2048)
+		seal := testing.AllocsPerRun(100, func() { k.Seal(dst[:0], []byte("pk-12345"), payload) })
+		open := testing.AllocsPerRun(100, func() { k.Open(out[:0], &e) })
+		t.Logf("fips %v: allocs: seal %.0f, open %.0f", mode.fips, seal, open)
+		require.LessOrEqual(t, seal, mode.limit)
+		require.LessOrEqual(t, open, mode.limit)
+	}
+}
+
+// TestFIPSModeInteroperates: envelopes sealed by a key in FIPS mode open
+// with a key of the same material on the hand-optimised path, and the other
+// way round: the two paths compute the same format.
+func TestFIPSModeInteroperates(t *testing.T) {
+	if fips140.Enforced() {
+		t.Skip("the hand-optimised path is not allowed with GODEBUG=fips140=only")
+	}
+	dataKey := bytes.Repeat([]byte{9}, envelope.KeySize)
+	fipsKey, err := envelope.NewKeyMode(dataKey, []byte("wrapped"), []byte("kinesis:a"), true)
+	require.NoError(t, err)
+	fastKey, err := envelope.NewKeyMode(dataKey, []byte("wrapped"), []byte("kinesis:a"), false)
+	require.NoError(t, err)
+	for _, pkLen := range []int{0, 1, 15, 16, 17, 256, envelope.MaxPartitionKeySize} {
+		for _, size := range []int{0, 1, 1000} {
+			pk := bytes.Repeat([]byte{'p'}, pkLen)
+			payload := bytes.Repeat([]byte{'x'}, size)
+			for _, dir := range [][2]*envelope.Key{{fipsKey, fastKey}, {fastKey, fipsKey}} {
+				env, err := dir[0].Seal(nil, pk, payload)
+				require.NoError(t, err)
+				e, _, err := envelope.Parse(env)
+				require.NoError(t, err)
+				out, n, err := dir[1].Open(nil, &e)
+				require.NoError(t, err, "sealed fips=%v, opened fips=%v", dir[0].FIPSMode(), dir[1].FIPSMode())
+				require.True(t, bytes.Equal(pk, out[:n]) && bytes.Equal(payload, out[n:]))
+			}
+		}
+	}
 }

@@ -14,7 +14,10 @@ import (
 // plays the stream key. n must be at most 255 blocks (8160 bytes); Seal and
 // Open only ever ask for 32.
 func ExpandRecordKey(prk, salt []byte, n int) ([]byte, error) {
-	k := &Key{inner: hmacState(prk, 0x36), outer: hmacState(prk, 0x5c)}
+	k := &Key{
+		inner: appendHMACState(make([]byte, 0, hmacStateSize), prk, 0x36),
+		outer: appendHMACState(make([]byte, 0, hmacStateSize), prk, 0x5c),
+	}
 	s := &scratch{inner: sha256.New(), outer: sha256.New()}
 	okm, err := k.expand(s, salt, nil, n)
 	if err != nil {
@@ -36,11 +39,20 @@ func ExpandInfo(prk, info []byte, n int) ([]byte, error) {
 }
 
 // XORPartitionKeyStream XORs buf with the partition key stream (FORMAT.md:
-// AES-CTR from FF×12 || first) of the AES-256 key key, as Seal and Open do.
-func XORPartitionKeyStream(key, buf []byte, first uint32) {
+// AES-CTR from FF×12 || first) of the AES-256 key key, as Seal and Open do,
+// block by block or, with fips, with cipher.NewCTR.
+func XORPartitionKeyStream(key, buf []byte, first uint32, fips bool) {
 	b, err := aes.NewCipher(key)
 	if err != nil {
 		panic(err)
 	}
-	xorPartitionKeyStream(&scratch{}, b, buf, first)
+	xorPartitionKeyStream(&scratch{}, b, buf, first, fips)
 }
+
+// NewKeyMode is NewKey in FIPS mode (fips) or not, whatever GODEBUG says.
+func NewKeyMode(dataKey, wrappedKey, ad []byte, fips bool) (*Key, error) {
+	return newKey(dataKey, wrappedKey, ad, fips)
+}
+
+// FIPSMode reports whether k was made in FIPS mode.
+func (k *Key) FIPSMode() bool { return k.fips }

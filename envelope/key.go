@@ -34,16 +34,32 @@ const hmacStateSize = 108
 
 // Key is one data key bound to one stream identity: the state from which
 // record keys are derived. It holds no plaintext data key, only the derived
-// stream key, precomputed as the two HMAC-SHA256 states of HKDF-Expand.
+// stream key: precomputed as the two HMAC-SHA256 states of HKDF-Expand, or
+// as it is in FIPS 140-3 mode (see the package documentation).
 //
 // A Key is safe for concurrent use by multiple goroutines.
 type Key struct {
 	wrapped []byte
 	// inner and outer are the SHA-256 states after absorbing the stream key
 	// XOR ipad and XOR opad: HMAC(stream key, ·) without the two key blocks.
+	// Not used in FIPS mode.
 	inner, outer []byte
-	destroyed    atomic.Bool
+	// fips is fipsMode when the key was made (tests make both kinds); prk
+	// is then the stream key, for crypto/hkdf.Expand.
+	fips      bool
+	prk       []byte
+	destroyed atomic.Bool
 }
+
+// fipsMode selects, for the keys that NewKey makes, the services of the
+// Go Cryptographic Module for every step of a record, as FIPS 140-3 requires:
+// crypto/hkdf.Expand for the record key, cipher.NewCTR for the partition
+// key stream, and cipher.NewGCMWithRandomNonce for the payload. Otherwise
+// Seal and Open compute the same functions faster: HKDF-Expand from
+// precomputed HMAC states, AES-CTR block by block, and AES-GCM with a nonce
+// from a buffered crypto/rand stream. It is set in FIPS 140-3 mode
+// (GODEBUG=fips140=on or only).
+var fipsMode = fips140.Enabled()
 
 // NewKey derives the stream key of a data key for the associated data ad
 // (the stream identity, see FORMAT.md) and returns it as a Key. dataKey is
@@ -51,6 +67,10 @@ type Key struct {
 // CiphertextBlob (1 to MaxWrappedKeySize bytes). NewKey copies what it keeps;
 // the caller should clear dataKey when it no longer needs it.
 func NewKey(dataKey, wrappedKey, ad []byte) (*Key, error) {
+	return newKey(dataKey, wrappedKey, ad, fipsMode)
+}
+
+func newKey(dataKey, wrappedKey, ad []byte, fips bool) (*Key, error) {
 	if len(dataKey) != KeySize {
 		return nil, fmt.Errorf("envelope: data key is %d bytes, want %d", len(dataKey), KeySize)
 	}
@@ -62,20 +82,27 @@ func NewKey(dataKey, wrappedKey, ad []byte) (*Key, error) {
 		return nil, fmt.Errorf("envelope: deriving the stream key: %w", err)
 	}
 	defer clear(streamKey)
-	k := &Key{wrapped: append([]byte(nil), wrappedKey...)}
-	st := make([]byte, 0, 2*hmacStateSize)
-	st = append(st, hmacState(streamKey, 0x36)...)
-	st = append(st, hmacState(streamKey, 0x5c)...)
-	k.inner, k.outer = st[:hmacStateSize:hmacStateSize], st[hmacStateSize:]
-	// The states never change while k is reachable, so Seal and Open read
-	// them without synchronisation; they are cleared once k is collected.
+	k := &Key{wrapped: append([]byte(nil), wrappedKey...), fips: fips}
+	var st []byte
+	if k.fips {
+		st = append(make([]byte, 0, sha256.Size), streamKey...)
+		k.prk = st
+	} else {
+		st = make([]byte, 0, 2*hmacStateSize)
+		st = appendHMACState(st, streamKey, 0x36)
+		st = appendHMACState(st, streamKey, 0x5c)
+		k.inner, k.outer = st[:hmacStateSize:hmacStateSize], st[hmacStateSize:]
+	}
+	// The key material never changes while k is reachable, so Seal and Open
+	// read it without synchronisation; it is cleared once k is collected.
 	runtime.AddCleanup(k, func(st []byte) { clear(st) }, st)
 	return k, nil
 }
 
-// hmacState returns the marshaled SHA-256 state after one block of key XOR
-// pad, the precomputation that HMAC (RFC 2104) allows.
-func hmacState(key []byte, pad byte) []byte {
+// appendHMACState appends the marshaled SHA-256 state after one block of
+// key XOR pad, the precomputation that HMAC (RFC 2104) allows. It leaves
+// no copy of it elsewhere.
+func appendHMACState(dst, key []byte, pad byte) []byte {
 	var block [sha256.BlockSize]byte
 	copy(block[:], key)
 	for i := range block {
@@ -85,8 +112,8 @@ func hmacState(key []byte, pad byte) []byte {
 	h.Write(block[:])
 	clear(block[:])
 	defer h.Reset()
-	st, err := h.(encoding.BinaryAppender).AppendBinary(make([]byte, 0, hmacStateSize))
-	if err != nil || len(st) != hmacStateSize {
+	st, err := h.(encoding.BinaryAppender).AppendBinary(dst)
+	if err != nil || len(st) != len(dst)+hmacStateSize || cap(st) != cap(dst) {
 		panic("envelope: unexpected SHA-256 state encoding")
 	}
 	return st
@@ -113,6 +140,7 @@ type scratch struct {
 	sum          [sha256.Size]byte
 	okm          [sha256.Size]byte // the record key, while it is derived
 	ctrBlock     [aes.BlockSize]byte
+	pkLen        [2]byte // the decrypted partition key length, in Open
 	stream       [aes.BlockSize]byte
 	aad          []byte
 	pk           []byte
@@ -149,6 +177,15 @@ var labelRecordKeyBytes = []byte(labelRecordKey)
 // HKDF-Expand(stream key, "ksse v1 record key" || salt, ·), by whole blocks
 // until it holds at least n bytes. It uses the precomputed HMAC states.
 func (k *Key) expand(s *scratch, salt, okm []byte, n int) ([]byte, error) {
+	if k.fips {
+		t, err := hkdf.Expand(sha256.New, k.prk, string(labelRecordKeyBytes)+string(salt), (n+sha256.Size-1)/sha256.Size*sha256.Size)
+		if err != nil {
+			return okm, err
+		}
+		okm = append(okm, t[len(okm):]...)
+		clear(t)
+		return okm, nil
+	}
 	inner := s.inner.(encoding.BinaryUnmarshaler)
 	outer := s.outer.(encoding.BinaryUnmarshaler)
 	// T(i) = HMAC(PRK, T(i-1) || info || i), T(0) empty.
@@ -175,17 +212,12 @@ func (k *Key) expand(s *scratch, salt, okm []byte, n int) ([]byte, error) {
 	return okm, nil
 }
 
-// randomNonceGCM selects the AES-GCM constructor. In FIPS 140-3 mode
-// (GODEBUG=fips140=on or only) Seal uses cipher.NewGCMWithRandomNonce, the
-// approved way to use GCM, which draws the nonce itself. Otherwise it uses
-// cipher.NewGCM with a nonce from the same buffered crypto/rand stream as the
-// salt, which saves a crypto/rand call per record. Both write the same
-// format: a random nonce in front of the ciphertext.
-var randomNonceGCM = fips140.Enabled()
-
 // recordKey derives the record key for salt and returns AES-256 keyed with
 // it, and AES-256-GCM over that block: with random nonces (nonce ||
-// ciphertext in and out) if randomNonceGCM, else with explicit nonces.
+// ciphertext in and out) in FIPS mode, else with explicit nonces (drawn by
+// Seal from the same buffered crypto/rand stream as the salt, which saves a
+// crypto/rand call per record). Both write the same format: a random nonce
+// in front of the ciphertext.
 func (k *Key) recordKey(s *scratch, salt []byte) (cipher.Block, cipher.AEAD, error) {
 	okm, err := k.expand(s, salt, s.okm[:0], sha256.Size)
 	if err != nil {
@@ -197,7 +229,7 @@ func (k *Key) recordKey(s *scratch, salt []byte) (cipher.Block, cipher.AEAD, err
 		return nil, nil, err
 	}
 	var aead cipher.AEAD
-	if randomNonceGCM {
+	if k.fips {
 		aead, err = cipher.NewGCMWithRandomNonce(b)
 	} else {
 		aead, err = cipher.NewGCM(b)
@@ -216,9 +248,16 @@ func (k *Key) recordKey(s *scratch, salt []byte) (cipher.Block, cipher.AEAD, err
 var pkCounter = [12]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
 // xorPartitionKeyStream XORs buf with AES-CTR under b, with initial counter
-// block pkCounter || 0x00000000, starting at block index first.
-func xorPartitionKeyStream(s *scratch, b cipher.Block, buf []byte, first uint32) {
+// block pkCounter || 0x00000000, starting at block index first. With fips
+// it uses cipher.NewCTR, which computes the same stream (buf is at most
+// 1026 bytes, so the last 32 bits of the counter never wrap).
+func xorPartitionKeyStream(s *scratch, b cipher.Block, buf []byte, first uint32, fips bool) {
 	copy(s.ctrBlock[:12], pkCounter[:])
+	if fips {
+		binary.BigEndian.PutUint32(s.ctrBlock[12:], first)
+		cipher.NewCTR(b, s.ctrBlock[:]).XORKeyStream(buf, buf)
+		return
+	}
 	for i := first; len(buf) > 0; i++ {
 		binary.BigEndian.PutUint32(s.ctrBlock[12:], i)
 		b.Encrypt(s.stream[:], s.ctrBlock[:])
@@ -280,10 +319,10 @@ func (k *Key) Seal(dst, partitionKey, payload []byte) ([]byte, error) {
 		// the partition key stream.
 		prefix = binary.BigEndian.AppendUint16(prefix, uint16(len(partitionKey)))
 		prefix = append(prefix, partitionKey...)
-		xorPartitionKeyStream(s, b, prefix[HeaderSize:], 0)
+		xorPartitionKeyStream(s, b, prefix[HeaderSize:], 0, k.fips)
 		// Writes nonce || ciphertext || tag after the prefix, which is the
 		// additional data.
-		if randomNonceGCM {
+		if k.fips {
 			aead.Seal(prefix, nil, payload, prefix)
 		} else {
 			nonce := prefix[len(prefix) : len(prefix)+NonceSize]
@@ -332,10 +371,10 @@ func (k *Key) Open(dst []byte, e *Envelope) (out []byte, partitionKeyLen int, er
 	}
 	// The partition key length comes first: decrypt it alone, check it, then
 	// decrypt the partition key into dst.
-	var l [2]byte
-	copy(l[:], body[:2])
-	xorPartitionKeyStream(s, b, l[:], 0)
-	n := int(binary.BigEndian.Uint16(l[:]))
+	l := s.pkLen[:]
+	copy(l, body[:2])
+	xorPartitionKeyStream(s, b, l, 0, k.fips)
+	n := int(binary.BigEndian.Uint16(l))
 	if n > MaxPartitionKeySize || 2+n+NonceSize+TagSize > len(body) ||
 		reservedNonce(body[2+n:2+n+NonceSize]) {
 		return dst, 0, ErrOpen
@@ -355,11 +394,11 @@ func (k *Key) Open(dst []byte, e *Envelope) (out []byte, partitionKeyLen int, er
 	// a copy of the sealed bytes that includes them.
 	if n > 0 {
 		s.pk = append(s.pk[:0], spk...)
-		xorPartitionKeyStream(s, b, s.pk, 0)
+		xorPartitionKeyStream(s, b, s.pk, 0, k.fips)
 		copy(pk, s.pk[2:])
 		clear(s.pk)
 	}
-	if randomNonceGCM {
+	if k.fips {
 		out, err = aead.Open(out, nil, body[2+n:], aad)
 	} else {
 		out, err = aead.Open(out, body[2+n:2+n+NonceSize], body[2+n+NonceSize:], aad)

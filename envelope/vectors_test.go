@@ -3,6 +3,7 @@ package envelope_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/fips140"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -155,7 +156,8 @@ func TestVectors(t *testing.T) {
 		}
 		t.Run(strings.TrimSuffix(filepath.Base(v.file), ".txt"), func(t *testing.T) {
 			t.Parallel()
-			runVector(t, v)
+			runVector(t, v, false)
+			runVector(t, v, true)
 		})
 	}
 	t.Logf("%d vectors: %d success, %d failure (parse %d, trailing %d, open %d)",
@@ -166,10 +168,19 @@ func TestVectors(t *testing.T) {
 	require.Positive(t, stages["open"])
 }
 
-func runVector(t *testing.T, v *testVector) {
-	t.Logf("%s: %s", v.expect, v.comment)
-	key, err := envelope.NewKey(v.dataKey, v.wrapped, []byte(v.ad))
+// runVector checks v with a key in FIPS mode (crypto/hkdf.Expand,
+// cipher.NewCTR, cipher.NewGCMWithRandomNonce) or not (the hand-optimised
+// paths).
+func runVector(t *testing.T, v *testVector, fips bool) {
+	if !fips && fips140.Enforced() {
+		// The hand-optimised paths use cipher.NewGCM with explicit
+		// nonces, which GODEBUG=fips140=only forbids.
+		return
+	}
+	t.Logf("%s (fips %v): %s", v.expect, fips, v.comment)
+	key, err := envelope.NewKeyMode(v.dataKey, v.wrapped, []byte(v.ad), fips)
 	require.NoError(t, err)
+	require.Equal(t, fips, key.FIPSMode())
 
 	e, rest, err := envelope.Parse(v.envelope)
 	if v.stage == "parse" {
@@ -221,5 +232,6 @@ func TestPinnedVector(t *testing.T) {
 	v, err := parseVector(b)
 	require.NoError(t, err)
 	require.Equal(t, "success", v.expect)
-	runVector(t, v)
+	runVector(t, v, false)
+	runVector(t, v, true)
 }

@@ -237,18 +237,20 @@ func TestPartitionKeyStreamMatchesCTR(t *testing.T) {
 	block, err := aes.NewCipher(key)
 	require.NoError(t, err)
 	cases := 0
-	for _, first := range []uint32{0, 1, 7, 1 << 16} {
-		for n := 0; n <= 2+envelope.MaxPartitionKeySize; n += 1 + n/8 {
-			buf := make([]byte, n)
-			rand.Read(buf)
-			got := bytes.Clone(buf)
-			envelope.XORPartitionKeyStream(key, got, first)
+	for _, fips := range []bool{false, true} {
+		for _, first := range []uint32{0, 1, 7, 1 << 16} {
+			for n := 0; n <= 2+envelope.MaxPartitionKeySize; n += 1 + n/8 {
+				buf := make([]byte, n)
+				rand.Read(buf)
+				got := bytes.Clone(buf)
+				envelope.XORPartitionKeyStream(key, got, first, fips)
 
-			iv := append(bytes.Repeat([]byte{0xff}, 12), binary.BigEndian.AppendUint32(nil, first)...)
-			want := bytes.Clone(buf)
-			cipher.NewCTR(block, iv).XORKeyStream(want, want)
-			require.Equal(t, want, got, "first block %d, %d bytes", first, n)
-			cases++
+				iv := append(bytes.Repeat([]byte{0xff}, 12), binary.BigEndian.AppendUint32(nil, first)...)
+				want := bytes.Clone(buf)
+				cipher.NewCTR(block, iv).XORKeyStream(want, want)
+				require.Equal(t, want, got, "fips %v, first block %d, %d bytes", fips, first, n)
+				cases++
+			}
 		}
 	}
 	t.Logf("%d partition key stream cases", cases)
