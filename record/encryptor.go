@@ -100,10 +100,10 @@ func (e *Encryptor) Seal(ctx context.Context, dst []byte, s Stream, partitionKey
 }
 
 func (e *Encryptor) seal(ctx context.Context, dst []byte, b *binding, partitionKey string, data []byte, overhead int) ([]byte, error) {
-	// Check the size once before any KMS call (a wrapped key is at least
-	// one byte) and once after, with the actual wrapped key.
-	if size := envelope.Overhead + len(partitionKey) + len(data) + 1 + overhead; size > e.opts.MaxRecordSize {
-		return dst, fmt.Errorf("%w: %d bytes encrypted, limit %d", ErrRecordTooLarge, size, e.opts.MaxRecordSize)
+	// Check the size once before any KMS call and once after, with the
+	// actual wrapped key.
+	if err := e.checkSize(partitionKey, data, overhead); err != nil {
+		return dst, err
 	}
 	for attempt := 0; ; attempt++ {
 		key, err := e.cache.Key(ctx, *e.keyID.Load(), b.kb, len(data))
@@ -122,6 +122,15 @@ func (e *Encryptor) seal(ctx context.Context, dst []byte, b *binding, partitionK
 		}
 		return out, err
 	}
+}
+
+// checkSize checks a record against MaxRecordSize before its data key is
+// known, counting the smallest wrapped key (one byte).
+func (e *Encryptor) checkSize(partitionKey string, data []byte, overhead int) error {
+	if size := envelope.Overhead + len(partitionKey) + len(data) + 1 + overhead; size > e.opts.MaxRecordSize {
+		return fmt.Errorf("%w: %d bytes encrypted, limit %d", ErrRecordTooLarge, size, e.opts.MaxRecordSize)
+	}
+	return nil
 }
 
 // Stats returns the counters of the Encryptor's key cache.

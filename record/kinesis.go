@@ -60,18 +60,33 @@ func (e *Encryptor) PutRecords(ctx context.Context, client PutRecordsAPI, in *ki
 	if err != nil {
 		return nil, err
 	}
-	entries := make([]types.PutRecordsRequestEntry, len(in.Records))
+	// Caller mistakes first, for every entry, so that a batch that cannot
+	// be sent makes no KMS call.
 	var failed []RecordError
+	for i, r := range in.Records {
+		pk := aws.ToString(r.PartitionKey)
+		err := checkPartitionKey(pk)
+		if err == nil {
+			err = e.checkSize(pk, r.Data, len(OutboundPartitionKey))
+		}
+		if err != nil {
+			failed = append(failed, RecordError{Index: i, Err: err})
+		}
+	}
+	if failed != nil {
+		return nil, notSent("PutRecords", len(in.Records), failed)
+	}
+	entries := make([]types.PutRecordsRequestEntry, len(in.Records))
 	total := 0
 	var keyErr error // a failure to get a data key: the same for every record
 	for i, r := range in.Records {
 		pk := aws.ToString(r.PartitionKey)
-		err := checkPartitionKey(pk)
+		var err error
 		var env []byte
 		switch {
-		case err == nil && keyErr != nil:
+		case keyErr != nil:
 			err = keyErr // the data key will not come for this record either
-		case err == nil:
+		default:
 			env, err = e.seal(ctx, nil, b, pk, r.Data, len(OutboundPartitionKey))
 			if err != nil && !errors.Is(err, ErrRecordTooLarge) {
 				keyErr = err // stop asking KMS for the rest of the batch

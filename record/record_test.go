@@ -332,3 +332,32 @@ func TestDecryptRecordsAfterContextEnds(t *testing.T) {
 	require.Zero(t, k.Calls("Decrypt")-before)
 	require.Equal(t, "still decrypts", string(recs[0].Data))
 }
+
+// TestPutRecordsValidatesBeforeKMS: a batch with a caller mistake in its
+// last entry is refused whole before any KMS call, the faulty entries with
+// their reason and the others with ErrNotSent.
+func TestPutRecordsValidatesBeforeKMS(t *testing.T) {
+	ctx := context.Background()
+	for name, bad := range map[string]types.PutRecordsRequestEntry{
+		"empty partition key": {PartitionKey: aws.String(""), Data: []byte("x")},
+		"oversized":           {PartitionKey: aws.String("z"), Data: make([]byte, 1<<20)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			k, _, enc, _ := newPair(t)
+			f := &fakeKinesis{}
+			_, err := enc.PutRecords(ctx, f, &kinesis.PutRecordsInput{StreamName: aws.String("orders"), Records: []types.PutRecordsRequestEntry{
+				{PartitionKey: aws.String("a"), Data: []byte("one")},
+				{PartitionKey: aws.String("b"), Data: []byte("two")},
+				bad,
+			}})
+			var be *record.BatchError
+			require.ErrorAs(t, err, &be)
+			require.Equal(t, []int{0, 1, 2}, be.Indexes())
+			require.ErrorIs(t, be.Failed[0].Err, record.ErrNotSent)
+			require.ErrorIs(t, be.Failed[1].Err, record.ErrNotSent)
+			require.True(t, errors.Is(be.Failed[2].Err, record.ErrInvalidPartitionKey) || errors.Is(be.Failed[2].Err, record.ErrRecordTooLarge), "%v", be.Failed[2].Err)
+			require.Zero(t, k.Calls("GenerateDataKey"), "no KMS call for a batch that cannot be sent")
+			require.Empty(t, f.got)
+		})
+	}
+}
