@@ -36,7 +36,11 @@
 // *record.BatchError. Records that Kinesis rejects are reported as usual,
 // in PutRecordsOutput.FailedRecordCount and the ErrorCode of each entry of
 // PutRecordsOutput.Records, which correspond by index to the caller's input:
-// the caller retries its own plaintext entries, which are re-encrypted.
+// the caller retries its own plaintext entries, which are re-encrypted. A
+// result that Kinesis returned without a sequence number (or a response
+// with too few results) is marked there too, with ErrorCode
+// "InternalFailure", so that nothing counts as sent that Kinesis did not
+// acknowledge.
 //
 // A record that fails to decrypt (not authentic, or its data key refused by
 // KMS) makes GetRecords return an error: a *[GetRecordsError], which carries

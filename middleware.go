@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/ksse-go/ksse/internal/version"
@@ -69,10 +71,41 @@ func (t *transparent) putRecords(ctx context.Context, p *kinesis.PutRecordsInput
 		return result[*kinesis.PutRecordsOutput](s.send(ctx, req, in, next))
 	}), p)
 	if s.called {
-		// Sent: the SDK's answer as is, partial failures in the output.
+		// Sent: the SDK's answer, partial failures in the output, including
+		// those the Encryptor found that the output does not mark.
+		var be *record.BatchError
+		if out, ok := s.out.Result.(*kinesis.PutRecordsOutput); ok && s.err == nil && errors.As(err, &be) {
+			markFailed(out, len(p.Records), be)
+		}
 		return s.out, s.md, s.err
 	}
 	return middleware.InitializeOutput{}, middleware.Metadata{}, err
+}
+
+// markFailed gives every record that be lists an ErrorCode in out, so that
+// a caller who checks FailedRecordCount and ErrorCode, as Kinesis documents,
+// retries it: a result without a sequence number, or missing results (out
+// then gets one result per record, n in all).
+func markFailed(out *kinesis.PutRecordsOutput, n int, be *record.BatchError) {
+	if len(out.Records) != n {
+		out.Records = append(make([]types.PutRecordsResultEntry, 0, n), out.Records[:min(len(out.Records), n)]...)
+		out.Records = out.Records[:n]
+	}
+	failed := int32(0)
+	for _, f := range be.Failed {
+		r := &out.Records[f.Index]
+		if r.ErrorCode == nil {
+			r.ErrorCode = aws.String("InternalFailure")
+			r.ErrorMessage = aws.String("ksse: " + f.Err.Error())
+			r.SequenceNumber, r.ShardId = nil, nil
+		}
+	}
+	for _, r := range out.Records {
+		if r.ErrorCode != nil {
+			failed++
+		}
+	}
+	out.FailedRecordCount = aws.Int32(failed)
 }
 
 func (t *transparent) putRecord(ctx context.Context, p *kinesis.PutRecordInput, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {

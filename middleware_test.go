@@ -174,3 +174,36 @@ func TestMoto(t *testing.T) {
 		require.True(t, strings.Contains(ua, " ksse/"), "User-Agent %q", ua)
 	}
 }
+
+// TestMarkFailed: records the Encryptor counts as failed but the SDK output
+// does not mark (no sequence number, or no result at all) get an ErrorCode,
+// and FailedRecordCount counts them, so a caller's usual retry loop resends
+// them.
+func TestMarkFailed(t *testing.T) {
+	ok := types.PutRecordsResultEntry{SequenceNumber: aws.String("1"), ShardId: aws.String("shardId-0")}
+	throttled := types.PutRecordsResultEntry{ErrorCode: aws.String("ProvisionedThroughputExceededException")}
+	noSeq := types.PutRecordsResultEntry{ShardId: aws.String("shardId-0")}
+	fail := func(idx ...int) *record.BatchError {
+		be := &record.BatchError{Op: "PutRecords"}
+		for _, i := range idx {
+			be.Failed = append(be.Failed, record.RecordError{Index: i, Err: &record.ServiceError{Code: "Unknown"}})
+		}
+		return be
+	}
+
+	out := &kinesis.PutRecordsOutput{FailedRecordCount: aws.Int32(1), Records: []types.PutRecordsResultEntry{ok, noSeq, throttled}}
+	markFailed(out, 3, fail(1, 2))
+	require.Equal(t, int32(2), *out.FailedRecordCount)
+	require.Equal(t, "InternalFailure", aws.ToString(out.Records[1].ErrorCode))
+	require.Nil(t, out.Records[1].ShardId)
+	require.Equal(t, "ProvisionedThroughputExceededException", aws.ToString(out.Records[2].ErrorCode), "a code Kinesis gave is kept")
+	require.Equal(t, "1", aws.ToString(out.Records[0].SequenceNumber))
+
+	short := &kinesis.PutRecordsOutput{FailedRecordCount: aws.Int32(0), Records: []types.PutRecordsResultEntry{ok}}
+	markFailed(short, 3, fail(0, 1, 2))
+	require.Len(t, short.Records, 3)
+	require.Equal(t, int32(3), *short.FailedRecordCount)
+	for _, r := range short.Records {
+		require.NotNil(t, r.ErrorCode)
+	}
+}
