@@ -114,8 +114,12 @@ func (e *Envelope) Size() int {
 	return HeaderSize + len(e.Body) + len(e.WrappedKey)
 }
 
-// valid reports whether every field of e has a size that Parse accepts.
-func (e *Envelope) valid() bool {
+// Valid reports whether every field of e has a size that [Parse] accepts,
+// as it is for every parsed envelope. [Key.Open] fails with [ErrOpen] for
+// an envelope that is not valid; code that looks up a key by
+// e.WrappedKey before opening an envelope it did not parse should check
+// Valid first.
+func (e *Envelope) Valid() bool {
 	return len(e.Salt) == SaltSize &&
 		len(e.WrappedKey) >= 1 && len(e.WrappedKey) <= MaxWrappedKeySize &&
 		len(e.Body) >= minBodySize && len(e.Body) <= maxBodySize
@@ -125,7 +129,7 @@ func (e *Envelope) valid() bool {
 // field does not have a valid size. For a parsed envelope it writes exactly
 // the bytes that were parsed.
 func (e *Envelope) AppendBinary(b []byte) ([]byte, error) {
-	if !e.valid() {
+	if !e.Valid() {
 		return b, errors.New("envelope: invalid field size")
 	}
 	b = appendHeader(b, len(e.WrappedKey), len(e.Body))

@@ -355,7 +355,7 @@ func reservedNonce(nonce []byte) bool {
 // unchanged, and whatever it had written to the capacity of dst is cleared.
 // The remaining capacity of dst must not overlap e.
 func (k *Key) Open(dst []byte, e *Envelope) (out []byte, partitionKeyLen int, err error) {
-	if !e.valid() || !bytes.Equal(e.WrappedKey, k.wrapped) {
+	if !e.Valid() || !bytes.Equal(e.WrappedKey, k.wrapped) {
 		return dst, 0, ErrOpen
 	}
 	if k.destroyed.Load() {

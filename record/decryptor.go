@@ -97,6 +97,10 @@ func (d *Decryptor) Open(ctx context.Context, dst []byte, s Stream, e *envelope.
 	if e == nil {
 		return dst, 0, "", fmt.Errorf("%w: nil envelope", ErrInvalidInput)
 	}
+	if !e.Valid() {
+		// Not one Parse returns: no KMS call for its wrapped key.
+		return dst, 0, "", envelope.ErrOpen
+	}
 	return d.open(ctx, dst, d.bind.of(s), e)
 }
 

@@ -361,3 +361,24 @@ func TestPutRecordsValidatesBeforeKMS(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenInvalidEnvelope: an Envelope built by the caller with fields of
+// sizes Parse never returns fails with ErrOpen before any KMS call for its
+// wrapped key.
+func TestOpenInvalidEnvelope(t *testing.T) {
+	k, _, _, dec := newPair(t)
+	s, err := record.KinesisStream("orders")
+	require.NoError(t, err)
+	for name, e := range map[string]envelope.Envelope{
+		"huge wrapped key": {Salt: make([]byte, envelope.SaltSize), Body: make([]byte, 64), WrappedKey: make([]byte, envelope.MaxWrappedKeySize+1)},
+		"no wrapped key":   {Salt: make([]byte, envelope.SaltSize), Body: make([]byte, 64)},
+		"short salt":       {Salt: make([]byte, 3), Body: make([]byte, 64), WrappedKey: []byte("w")},
+		"short body":       {Salt: make([]byte, envelope.SaltSize), Body: make([]byte, 5), WrappedKey: []byte("w")},
+	} {
+		out, n, _, err := dec.Open(context.Background(), []byte("dst"), s, &e)
+		require.Equal(t, envelope.ErrOpen, err, name)
+		require.Equal(t, "dst", string(out))
+		require.Zero(t, n)
+	}
+	require.Zero(t, k.Calls("Decrypt"))
+}
