@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,15 +20,21 @@ var ErrMalformed = errors.New("envelope: not a sequence of envelopes")
 //
 // It reads each header first and checks its lengths against the limits of
 // the format before reading the rest, into a buffer that grows with the
-// bytes that actually arrive: its memory is bounded by the largest envelope
-// (about 10 MiB) and by the size of the input, whatever lengths a header
-// claims.
+// bytes that actually arrive, to the exact size of the envelope: it holds
+// the largest envelope read so far (at most HeaderSize + 10 MiB + 1,068 +
+// MaxWrappedKeySize bytes), briefly one and a half times that while it
+// grows, and never more than about twice the bytes the input holds,
+// whatever lengths a header claims.
 type Reader struct {
 	r   io.Reader
-	buf bytes.Buffer
+	buf []byte
 	off int64 // offset of the next envelope
 	err error // sticky
 }
+
+// minGrow is the first step by which a Reader grows its buffer past the
+// header.
+const minGrow = 4 << 10
 
 // NewReader returns a Reader of the envelopes in r.
 func NewReader(r io.Reader) *Reader {
@@ -53,7 +58,7 @@ func (r *Reader) Next() (e Envelope, offset int64, err error) {
 		return Envelope{}, r.off, err
 	}
 	offset = r.off
-	r.off += int64(r.buf.Len())
+	r.off += int64(len(r.buf))
 	return e, offset, nil
 }
 
@@ -82,18 +87,26 @@ func (r *Reader) next() (Envelope, error) {
 	if wkLen < 1 || wkLen > MaxWrappedKeySize || bodyLen < minBodySize || bodyLen > maxBodySize {
 		return Envelope{}, fmt.Errorf("%w: envelope header with invalid lengths at byte %d", ErrMalformed, r.off)
 	}
-	r.buf.Reset()
-	r.buf.Write(hdr[:])
-	// CopyN grows the buffer with the bytes that arrive, so a header that
-	// claims 10 MiB at the end of a short input allocates what it holds.
-	m, err := io.CopyN(&r.buf, r.r, bodyLen+wkLen)
-	switch {
-	case err == io.EOF:
-		return Envelope{}, fmt.Errorf("%w: truncated envelope at byte %d (%d of %d bytes)", ErrMalformed, r.off, HeaderSize+m, HeaderSize+bodyLen+wkLen)
-	case err != nil:
-		return Envelope{}, err
+	size := HeaderSize + int(bodyLen+wkLen)
+	r.buf = append(r.buf[:0], hdr[:]...)
+	// Grow by doubling, up to the exact size, only as bytes arrive: a
+	// header that claims 10 MiB at the end of a short input costs what the
+	// input holds.
+	for len(r.buf) < size {
+		next := min(size, max(2*len(r.buf), minGrow))
+		if cap(r.buf) < next {
+			r.buf = append(make([]byte, 0, next), r.buf...)
+		}
+		m, err := io.ReadFull(r.r, r.buf[len(r.buf):next])
+		r.buf = r.buf[:len(r.buf)+m]
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			return Envelope{}, fmt.Errorf("%w: truncated envelope at byte %d (%d of %d bytes)", ErrMalformed, r.off, len(r.buf), size)
+		case err != nil:
+			return Envelope{}, err
+		}
 	}
-	e, rest, err := Parse(r.buf.Bytes())
+	e, rest, err := Parse(r.buf)
 	if err != nil || len(rest) != 0 {
 		// Unreachable: the header was checked as Parse checks it.
 		return Envelope{}, fmt.Errorf("%w: invalid envelope at byte %d", ErrMalformed, r.off)

@@ -39,9 +39,10 @@ func (e *ReadError) Unwrap() error { return e.Err }
 // Reader splits and decrypts an object of concatenated envelopes, as
 // Firehose delivers records to S3, read from an io.Reader.
 //
-// It splits with an [envelope.Reader], one envelope at a time: its memory
-// is bounded by the largest envelope (about 10 MiB), and grows with the
-// bytes actually read, not with the lengths an object claims.
+// It splits with an [envelope.Reader], one envelope at a time, whose buffer
+// holds the largest envelope read so far (at most about 10 MiB) and grows
+// with the bytes actually read, not with the lengths an object claims; each
+// record that Next returns is a new plaintext of its own size on top.
 type Reader struct {
 	dec    *record.Decryptor
 	stream record.Stream
