@@ -1,10 +1,14 @@
 // Command producer encrypts records with ksse and sends them to a Kinesis
 // data stream with Encryptor.PutRecords: the stream holds envelopes, each
 // routed to the shard its plaintext partition key hashes to. It uses the
-// SDK's standard configuration; against moto, for example:
+// SDK's standard configuration; against moto, with a key and a stream made
+// first (here with the AWS CLI):
 //
-//	AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test \
-//	AWS_SECRET_ACCESS_KEY=test-secret-access-key go run ./examples/producer -stream orders -key-id KEY
+//	export AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+//		AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+//	KEY=$(aws kms create-key --query KeyMetadata.Arn --output text)
+//	aws kinesis create-stream --stream-name orders --shard-count 2
+//	go run ./examples/producer -stream orders -key-id "$KEY"
 //
 // Read the records back with ./examples/consumer or `ksse tail`.
 package main
