@@ -126,10 +126,14 @@ func WithEncryption(enc *record.Encryptor, dec *record.Decryptor) func(*kinesis.
 // so errors.As finds the *record.BatchError, and errors.Is matches the
 // reason of each record (envelope.ErrOpen, a KMS error class, …).
 type GetRecordsError struct {
+	// Output is the GetRecords response, decrypted but for the failed
+	// records, which have nil Data.
 	Output *kinesis.GetRecordsOutput
-	Err    *record.BatchError
+	// Err lists the failed records by index, with the reason of each.
+	Err *record.BatchError
 }
 
+// Error names the operation and the failed records.
 func (e *GetRecordsError) Error() string { return "ksse: GetRecords: " + e.Err.Error() }
 
 // Unwrap returns Err.

@@ -40,11 +40,16 @@ var (
 // returned by the client. Error matches Class with errors.Is and unwraps to
 // Err, so callers can also reach the SDK's typed exceptions with errors.As.
 type Error struct {
-	Op    string // "GenerateDataKey", "Decrypt" or "DescribeKey"
+	// Op is the KMS operation: "GenerateDataKey", "Decrypt" or
+	// "DescribeKey".
+	Op string
+	// Class is one of the Err* values of this package, or nil.
 	Class error
-	Err   error
+	// Err is the error the client returned.
+	Err error
 }
 
+// Error names the operation, the class and the cause.
 func (e *Error) Error() string {
 	if e.Class != nil {
 		return fmt.Sprintf("%s: %v: %v", e.Op, e.Class, e.Err)

@@ -26,8 +26,13 @@ import (
 // DescribeKey is called when a key is validated before use. Implementations
 // must be safe for concurrent use, as *kms.Client is.
 type Client interface {
+	// GenerateDataKey is (*kms.Client).GenerateDataKey: a new data key,
+	// in plaintext and wrapped, under the encryption context given.
 	GenerateDataKey(ctx context.Context, params *kms.GenerateDataKeyInput, optFns ...func(*kms.Options)) (*kms.GenerateDataKeyOutput, error)
+	// Decrypt is (*kms.Client).Decrypt: unwraps a data key, for the same
+	// encryption context.
 	Decrypt(ctx context.Context, params *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error)
+	// DescribeKey is (*kms.Client).DescribeKey, used to validate a key.
 	DescribeKey(ctx context.Context, params *kms.DescribeKeyInput, optFns ...func(*kms.Options)) (*kms.DescribeKeyOutput, error)
 }
 

@@ -26,9 +26,11 @@ type ReadError struct {
 	Index int
 	// Offset is where the record starts in the object, in bytes.
 	Offset int64
-	Err    error
+	// Err is why (see the type's documentation).
+	Err error
 }
 
+// Error names the record, its offset and the reason.
 func (e *ReadError) Error() string {
 	return fmt.Sprintf("kssefirehose: record %d at offset %d: %v", e.Index, e.Offset, e.Err)
 }

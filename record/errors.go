@@ -30,25 +30,36 @@ type RecordError struct {
 	Err error
 }
 
+// Error names the record by index, with the reason.
 func (e RecordError) Error() string { return fmt.Sprintf("record %d: %v", e.Index, e.Err) }
+
+// Unwrap returns Err.
 func (e RecordError) Unwrap() error { return e.Err }
 
 // ServiceError is a per-record failure reported by Kinesis in a PutRecords
 // response, such as ProvisionedThroughputExceededException.
 type ServiceError struct {
-	Code, Message string
+	// Code is the ErrorCode of the record's result ("Unknown" if none).
+	Code string
+	// Message is its ErrorMessage.
+	Message string
 }
 
+// Error returns the code and the message.
 func (e *ServiceError) Error() string { return e.Code + ": " + e.Message }
 
 // BatchError lists the records of a batch that failed; the others
 // succeeded. It matches, with errors.Is and errors.As, the error of every
 // failed record.
 type BatchError struct {
-	Op     string // "PutRecords" or "DecryptRecords"
+	// Op is the operation: "PutRecords", "DecryptRecords", …
+	Op string
+	// Failed lists the failed records, in the order of the caller's input.
 	Failed []RecordError
 }
 
+// Error names the operation, the number of failed records and the first
+// three.
 func (e *BatchError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d record(s) failed", e.Op, len(e.Failed))

@@ -28,6 +28,9 @@ const (
 
 // KeyStatus reports the KMS key of an Encryptor.
 type KeyStatus struct {
+	// State is KeyEnabled when records are sealed under KeyID and no switch
+	// is pending, KeyEnabling while SetKeyID validates Pending, and
+	// KeyEnablingFailed when Pending failed (see Err).
 	State KeyState
 	// KeyID is the key that records are sealed under now.
 	KeyID string

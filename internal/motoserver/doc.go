@@ -32,6 +32,9 @@
 // this project's tests: single PutRecord has no size limit (use kinesalite
 // for the service's limits); sequence numbers are small integers unique only
 // within a shard; KMS ScheduleKeyDeletion fails when given a key ARN (pass
-// the key ID); KMS enforces the encryption context but not key states (a
+// the key ID); KMS Decrypt with a KeyId other than the blob's key answers
+// AccessDeniedException (AWS KMS: IncorrectKeyException), and with a KeyId
+// that does not exist NotFoundException; KMS enforces the encryption
+// context but not key states (a
 // disabled or pending-deletion key still works; use kmstest for those).
 package motoserver
