@@ -253,7 +253,6 @@ func (p *Producer) fetch(s *slot, c *call) {
 		// be sealing with it. Its material is cleared once collected.
 		s.cur.Store(dk)
 		p.c.refreshes.Add(1)
-		p.dropExpired(now)
 	} else {
 		s.retryAt.Store(now.Add(p.opts.RefreshRetry).UnixNano())
 	}
@@ -262,17 +261,42 @@ func (p *Producer) fetch(s *slot, c *call) {
 	s.refreshing.Store(false)
 	s.mu.Unlock()
 	close(c.done)
+	if err == nil {
+		p.dropExpired(now)
+	}
 }
 
 // dropExpired drops the expired keys of every slot, so that the keys of
 // streams no longer written are collected (and cleared) instead of held
-// until Close. It runs after each successful KMS call, about once per TTL.
+// until Close, and then the slots left with no key and no KMS call, so that
+// a producer that writes to ever new streams (or switches keys) does not
+// grow. It runs after each successful KMS call, about once per TTL.
 func (p *Producer) dropExpired(now time.Time) {
+	idle := 0
 	for _, s := range *p.slots.Load() {
 		if dk := s.cur.Load(); dk != nil && !now.Before(dk.expires) {
 			s.cur.CompareAndSwap(dk, nil)
 		}
+		if s.cur.Load() == nil {
+			idle++
+		}
 	}
+	if idle == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := *p.slots.Load()
+	m := make(map[slotKey]*slot, len(old))
+	for k, s := range old {
+		s.mu.Lock()
+		keep := s.cur.Load() != nil || s.call != nil
+		s.mu.Unlock()
+		if keep {
+			m[k] = s
+		}
+	}
+	p.slots.Store(&m)
 }
 
 func (p *Producer) generate(s *slot) (*dataKey, error) {

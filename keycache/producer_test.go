@@ -2,6 +2,7 @@ package keycache_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -615,4 +616,26 @@ func TestProducerOversizedRecordKeepsKey(t *testing.T) {
 		require.Same(t, first, key)
 	}
 	require.Equal(t, int64(1), k.Calls("GenerateDataKey"))
+}
+
+// TestProducerDropsIdleSlots: a producer that has written to many streams
+// keeps no state for those whose key expired, once its next KMS call
+// completes.
+func TestProducerDropsIdleSlots(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	k := kmstest.New()
+	arn := newKey(k)
+	p := keycache.NewProducer(k, func(o *keycache.Options) { o.Now = clk.Now })
+	defer p.Close()
+	for i := range 200 {
+		_, err := p.Key(ctx, arn, binding(fmt.Sprint("stream-", i)), 1)
+		require.NoError(t, err)
+	}
+	require.Equal(t, 200, p.Slots())
+	clk.Advance(p.Options().TTL)
+	_, err := p.Key(ctx, arn, binding("orders"), 1)
+	require.NoError(t, err)
+	require.Equal(t, 1, p.Slots(), "only the slot of the stream written since")
+	require.Equal(t, 1, p.Stats().Entries)
 }

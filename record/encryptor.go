@@ -165,7 +165,12 @@ type binding struct {
 type bindings struct {
 	kinesis, firehose sync.Map // string → *binding
 	streams           sync.Map // Stream → *binding
+	n                 atomic.Int64
 }
+
+// maxBindings bounds the stream names and ARNs an Encryptor or Decryptor
+// remembers parsed; past it, it forgets them all and starts again.
+const maxBindings = 4096
 
 // kinesisStream returns the binding of a Kinesis stream name or ARN.
 func (bs *bindings) kinesisStream(stream string) (*binding, error) {
@@ -186,8 +191,21 @@ func (bs *bindings) get(m *sync.Map, stream string, parse func(string) (Stream, 
 		return nil, err
 	}
 	b := bs.of(s)
+	bs.added()
 	m.Store(stream, b)
 	return b, nil
+}
+
+// added counts one more entry about to be stored, forgetting every entry
+// first if there are maxBindings already (concurrent callers may overshoot
+// by their number).
+func (bs *bindings) added() {
+	if bs.n.Add(1) > maxBindings {
+		bs.kinesis.Clear()
+		bs.firehose.Clear()
+		bs.streams.Clear()
+		bs.n.Store(1)
+	}
 }
 
 func (bs *bindings) of(s Stream) *binding {
@@ -195,6 +213,7 @@ func (bs *bindings) of(s Stream) *binding {
 		return b.(*binding)
 	}
 	b := &binding{s: s, kb: keycache.Binding{Context: s.EncryptionContext(), AD: s.String()}}
+	bs.added()
 	v, _ := bs.streams.LoadOrStore(s, b)
 	return v.(*binding)
 }
