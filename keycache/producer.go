@@ -57,9 +57,14 @@ type slot struct {
 	refreshing atomic.Bool  // a background refresh is in flight
 	retryAt    atomic.Int64 // no background refresh before, in UnixNano
 
-	mu   sync.Mutex
-	call *call // the GenerateDataKey in flight, if any
+	mu      sync.Mutex
+	call    *call // the GenerateDataKey in flight, if any
+	removed bool  // dropped from the map by dropExpired: start no call
 }
+
+// errSlotRemoved is the error of start for a slot that dropExpired removed
+// after the caller looked it up: the caller looks the slot up again.
+var errSlotRemoved = errors.New("keycache: slot removed")
 
 // dataKey is one data key in use by a producer.
 type dataKey struct {
@@ -138,6 +143,10 @@ func (p *Producer) Key(ctx context.Context, keyID string, b Binding, n int) (*en
 		case <-c.done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		}
+		if c.err == errSlotRemoved {
+			s = p.slot(keyID, b)
+			continue
 		}
 		if c.err != nil {
 			return nil, c.err
@@ -220,6 +229,12 @@ func (p *Producer) start(s *slot, now time.Time) *call {
 		return s.call
 	}
 	c := &call{done: make(chan struct{})}
+	if s.removed {
+		s.refreshing.Store(false)
+		c.err = errSlotRemoved
+		close(c.done)
+		return c
+	}
 	if dk := s.cur.Load(); dk != nil && !dk.exhausted.Load() && now.Before(dk.refreshAt) {
 		// Another goroutine replaced the key meanwhile.
 		s.refreshing.Store(false)
@@ -291,6 +306,7 @@ func (p *Producer) dropExpired(now time.Time) {
 	for k, s := range old {
 		s.mu.Lock()
 		keep := s.cur.Load() != nil || s.call != nil
+		s.removed = !keep // a caller that looked it up before will look again
 		s.mu.Unlock()
 		if keep {
 			m[k] = s
