@@ -125,10 +125,14 @@ func (e *Encryptor) seal(ctx context.Context, dst []byte, b *binding, partitionK
 }
 
 // checkSize checks a record against MaxRecordSize before its data key is
-// known, counting the smallest wrapped key (one byte).
+// known, counting the smallest wrapped key (one byte), and its payload
+// against the key cache's MaxBytesPerKey, which no data key could seal.
 func (e *Encryptor) checkSize(partitionKey string, data []byte, overhead int) error {
 	if size := envelope.Overhead + len(partitionKey) + len(data) + 1 + overhead; size > e.opts.MaxRecordSize {
 		return fmt.Errorf("%w: %d bytes encrypted, limit %d", ErrRecordTooLarge, size, e.opts.MaxRecordSize)
+	}
+	if limit := e.cache.Options().MaxBytesPerKey; limit > 0 && uint64(len(data)) > limit {
+		return fmt.Errorf("%w: %d bytes of payload, MaxBytesPerKey %d", ErrRecordTooLarge, len(data), limit)
 	}
 	return nil
 }

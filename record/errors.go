@@ -11,7 +11,8 @@ var (
 	// longer than 256 Unicode characters, or not valid UTF-8.
 	ErrInvalidPartitionKey = errors.New("record: invalid partition key")
 	// ErrRecordTooLarge is returned for a record whose encrypted size
-	// exceeds the stream's record limit, or a request over its limit.
+	// exceeds the stream's record limit, a payload larger than the key
+	// cache's MaxBytesPerKey, or a request over its limit.
 	ErrRecordTooLarge = errors.New("record: record too large")
 	// ErrNotEncrypted is returned by a Decryptor for a record that is not an
 	// envelope when plaintext is not allowed.

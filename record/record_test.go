@@ -382,3 +382,26 @@ func TestOpenInvalidEnvelope(t *testing.T) {
 	}
 	require.Zero(t, k.Calls("Decrypt"))
 }
+
+// TestPutRecordsMaxBytesPerKey: a payload larger than the key cache's
+// MaxBytesPerKey is a caller mistake like an oversized record: reported
+// before any KMS call, the other entries ErrNotSent.
+func TestPutRecordsMaxBytesPerKey(t *testing.T) {
+	k, _, enc, _ := newPair(t, func(o *record.Options) { o.Cache.MaxBytesPerKey = 100 })
+	f := &fakeKinesis{}
+	_, err := enc.PutRecords(context.Background(), f, &kinesis.PutRecordsInput{StreamName: aws.String("orders"), Records: []types.PutRecordsRequestEntry{
+		{PartitionKey: aws.String("a"), Data: make([]byte, 10)},
+		{PartitionKey: aws.String("b"), Data: make([]byte, 200)},
+		{PartitionKey: aws.String("c"), Data: make([]byte, 10)},
+	}})
+	var be *record.BatchError
+	require.ErrorAs(t, err, &be)
+	require.Equal(t, []int{0, 1, 2}, be.Indexes())
+	require.ErrorIs(t, be.Failed[0].Err, record.ErrNotSent)
+	require.ErrorIs(t, be.Failed[1].Err, record.ErrRecordTooLarge)
+	require.ErrorIs(t, be.Failed[2].Err, record.ErrNotSent)
+	require.Zero(t, k.Calls("GenerateDataKey"))
+	require.Empty(t, f.got)
+	_, err = enc.Encrypt(context.Background(), "orders", "b", make([]byte, 200))
+	require.ErrorIs(t, err, record.ErrRecordTooLarge)
+}
