@@ -39,14 +39,14 @@ func ExpandInfo(prk, info []byte, n int) ([]byte, error) {
 }
 
 // XORPartitionKeyStream XORs buf with the partition key stream (FORMAT.md:
-// AES-CTR from FF×12 || first) of the AES-256 key key, as Seal and Open do,
+// AES-CTR from FF×12 || 0) of the AES-256 key key, as Seal and Open do,
 // block by block or, with fips, with cipher.NewCTR.
-func XORPartitionKeyStream(key, buf []byte, first uint32, fips bool) {
+func XORPartitionKeyStream(key, buf []byte, fips bool) {
 	b, err := aes.NewCipher(key)
 	if err != nil {
 		panic(err)
 	}
-	xorPartitionKeyStream(&scratch{}, b, buf, first, fips)
+	xorPartitionKeyStream(&scratch{}, b, buf, fips)
 }
 
 // NewKeyMode is NewKey in FIPS mode (fips) or not, whatever GODEBUG says.

@@ -126,8 +126,10 @@ func (k *Key) WrappedKey() []byte { return k.wrapped }
 // Destroy makes k unusable: Seal and Open fail with [ErrKeyDestroyed] once
 // it has returned (a call already past its check completes normally). The
 // key material of k is cleared when k is garbage collected, that is once no
-// goroutine can be using it, whether or not Destroy was called; the AES key
-// schedules of individual records are left to the garbage collector.
+// goroutine can be using it, whether or not Destroy was called. What the
+// standard library allocates per record is left to the garbage collector:
+// the AES key schedules of record keys and, in FIPS mode, the HMAC state of
+// crypto/hkdf.Expand, which is as sensitive as the stream key.
 func (k *Key) Destroy() {
 	k.destroyed.Store(true)
 }
@@ -247,18 +249,21 @@ func (k *Key) recordKey(s *scratch, salt []byte) (cipher.Block, cipher.AEAD, err
 // and Open checks.
 var pkCounter = [12]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
-// xorPartitionKeyStream XORs buf with AES-CTR under b, with initial counter
-// block pkCounter || 0x00000000, starting at block index first. With fips
-// it uses cipher.NewCTR, which computes the same stream (buf is at most
-// 1026 bytes, so the last 32 bits of the counter never wrap).
-func xorPartitionKeyStream(s *scratch, b cipher.Block, buf []byte, first uint32, fips bool) {
+// xorPartitionKeyStream XORs buf, at most 2 + MaxPartitionKeySize bytes,
+// with AES-CTR under b from the counter block pkCounter || 0x00000000. With
+// fips it uses cipher.NewCTR, which computes the same stream: the counter
+// runs over 65 blocks at most, so its last 32 bits never wrap.
+func xorPartitionKeyStream(s *scratch, b cipher.Block, buf []byte, fips bool) {
+	if len(buf) > 2+MaxPartitionKeySize {
+		panic("envelope: partition key stream too long")
+	}
 	copy(s.ctrBlock[:12], pkCounter[:])
 	if fips {
-		binary.BigEndian.PutUint32(s.ctrBlock[12:], first)
+		clear(s.ctrBlock[12:])
 		cipher.NewCTR(b, s.ctrBlock[:]).XORKeyStream(buf, buf)
 		return
 	}
-	for i := first; len(buf) > 0; i++ {
+	for i := uint32(0); len(buf) > 0; i++ {
 		binary.BigEndian.PutUint32(s.ctrBlock[12:], i)
 		b.Encrypt(s.stream[:], s.ctrBlock[:])
 		n := subtle.XORBytes(buf, buf, s.stream[:])
@@ -319,7 +324,7 @@ func (k *Key) Seal(dst, partitionKey, payload []byte) ([]byte, error) {
 		// the partition key stream.
 		prefix = binary.BigEndian.AppendUint16(prefix, uint16(len(partitionKey)))
 		prefix = append(prefix, partitionKey...)
-		xorPartitionKeyStream(s, b, prefix[HeaderSize:], 0, k.fips)
+		xorPartitionKeyStream(s, b, prefix[HeaderSize:], k.fips)
 		// Writes nonce || ciphertext || tag after the prefix, which is the
 		// additional data.
 		if k.fips {
@@ -373,7 +378,7 @@ func (k *Key) Open(dst []byte, e *Envelope) (out []byte, partitionKeyLen int, er
 	// decrypt the partition key into dst.
 	l := s.pkLen[:]
 	copy(l, body[:2])
-	xorPartitionKeyStream(s, b, l, 0, k.fips)
+	xorPartitionKeyStream(s, b, l, k.fips)
 	n := int(binary.BigEndian.Uint16(l))
 	if n > MaxPartitionKeySize || 2+n+NonceSize+TagSize > len(body) ||
 		reservedNonce(body[2+n:2+n+NonceSize]) {
@@ -394,7 +399,7 @@ func (k *Key) Open(dst []byte, e *Envelope) (out []byte, partitionKeyLen int, er
 	// a copy of the sealed bytes that includes them.
 	if n > 0 {
 		s.pk = append(s.pk[:0], spk...)
-		xorPartitionKeyStream(s, b, s.pk, 0, k.fips)
+		xorPartitionKeyStream(s, b, s.pk, k.fips)
 		copy(pk, s.pk[2:])
 		clear(s.pk)
 	}

@@ -20,11 +20,15 @@ var ErrMalformed = errors.New("envelope: not a sequence of envelopes")
 //
 // It reads each header first and checks its lengths against the limits of
 // the format before reading the rest, into a buffer that grows with the
-// bytes that actually arrive, to the exact size of the envelope: it holds
-// the largest envelope read so far (at most HeaderSize + 10 MiB + 1,068 +
-// MaxWrappedKeySize bytes), briefly one and a half times that while it
-// grows, and never more than about twice the bytes the input holds,
-// whatever lengths a header claims.
+// bytes that actually arrive, to the exact size of the envelope: it keeps
+// the largest envelope read so far (at most HeaderSize + 10 MiB + 1,054 +
+// MaxWrappedKeySize bytes), holds up to about twice that while it grows
+// (the old buffer and the new), and allocates no more than about twice the
+// bytes the input holds, whatever lengths a header claims.
+//
+// It reads a header and then the rest of each envelope with separate reads:
+// give it a buffered reader (bufio.NewReaderSize) over a file or a network
+// stream.
 type Reader struct {
 	r   io.Reader
 	buf []byte

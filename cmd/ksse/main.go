@@ -56,6 +56,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -286,18 +287,18 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// openInput opens the FILE argument of decrypt and inspect: standard input
-// when there is none or it is "-".
+// openInput opens the FILE argument of decrypt and inspect, buffered:
+// standard input when there is none or it is "-".
 func openInput(c *cli, pos []string) (io.Reader, func(), error) {
 	switch {
 	case len(pos) > 1:
 		return nil, nil, usagef("too many arguments: want at most one FILE")
 	case len(pos) == 0 || pos[0] == "-":
-		return c.stdin, func() {}, nil
+		return bufio.NewReaderSize(c.stdin, 64<<10), func() {}, nil
 	}
 	f, err := os.Open(pos[0])
 	if err != nil {
 		return nil, nil, err
 	}
-	return f, func() { f.Close() }, nil
+	return bufio.NewReaderSize(f, 64<<10), func() { f.Close() }, nil
 }
