@@ -66,7 +66,7 @@ func NewReader(dec *record.Decryptor, deliveryStream string, r io.Reader) (*Read
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{dec: dec, stream: s, r: envelope.NewReader(bufio.NewReaderSize(r, 64<<10))}, nil
+	return &Reader{dec: dec, stream: s, r: envelope.NewReader(bufio.NewReaderSize(r, 8<<10))}, nil
 }
 
 // Next returns the next record, decrypted, in a new Decrypted (whose
