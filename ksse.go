@@ -37,10 +37,11 @@
 // in PutRecordsOutput.FailedRecordCount and the ErrorCode of each entry of
 // PutRecordsOutput.Records, which correspond by index to the caller's input:
 // the caller retries its own plaintext entries, which are re-encrypted. A
-// result that Kinesis returned without a sequence number (or a response
-// with too few results) is marked there too, with ErrorCode
-// "InternalFailure", so that nothing counts as sent that Kinesis did not
-// acknowledge.
+// result that Kinesis returned without a sequence number is marked there
+// too, with ErrorCode "InternalFailure", so that nothing counts as sent that
+// Kinesis did not acknowledge; so is every record of a response whose
+// number of results differs from the number of records, since its results
+// cannot be matched to records (a retry may then duplicate some).
 //
 // A record that fails to decrypt (not authentic, or its data key refused by
 // KMS) makes GetRecords return an error: a *[GetRecordsError], which carries

@@ -1,7 +1,9 @@
 // Package child runs a test emulator (moto, kinesalite) as a child process:
 // in its own process group, so that stopping it stops whatever it started,
-// killed by the kernel if the parent dies first (on Linux), with the end of
-// its output kept for error messages.
+// with the end of its output kept for error messages. On Linux the child
+// also gets a parent-death signal, which the kernel sends when the thread
+// that started it exits: in a Go program that does not lock threads, when
+// the process dies without calling Close (see golang.org/issue/27505).
 package child
 
 import (
@@ -73,8 +75,11 @@ func (p *Process) WaitErr() error { return p.waitErr }
 func (p *Process) Output() string { return p.out.String() }
 
 // Close kills the process group and waits for the process to exit. If the
-// process had already exited with an error, Close returns that error with
-// the last lines of its output. Later calls return the first call's result.
+// process had already exited, Close kills nothing (its process ID may have
+// been reused: what it left running, if anything, stays; neither moto nor
+// kinesalite starts processes of its own), and returns its error, if any,
+// with the last lines of its output. Later calls return the first call's
+// result.
 func (p *Process) Close() error {
 	p.closeOnce.Do(func() {
 		select {

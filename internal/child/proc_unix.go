@@ -9,8 +9,8 @@ import (
 )
 
 // setProcAttr puts the child in its own process group, so that killProcess
-// reaches any children it starts, and (on Linux) asks the kernel to kill it
-// if this process dies without calling Close.
+// reaches any children it starts, and (on Linux) sets its parent-death
+// signal (see the package documentation).
 func setProcAttr(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	setPdeathsig(cmd.SysProcAttr)

@@ -208,8 +208,5 @@ func (s *Server) Close() error {
 	if s.proc == nil {
 		return nil
 	}
-	if err := s.proc.Close(); err != nil {
-		return fmt.Errorf("kinesalite: %w", err)
-	}
-	return nil
+	return s.proc.Close() // its errors name kinesalite already
 }
