@@ -372,7 +372,12 @@ func TestMotoDirectPutToS3(t *testing.T) {
 
 	list, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
 	require.NoError(t, err)
-	require.Len(t, list.Contents, 3)
+	// Three objects, or more when the SDK retried a call that moto had
+	// served (moto now and then closes a connection after answering): each
+	// extra object must then repeat a batch, as Firehose's at-least-once
+	// delivery allows.
+	require.GreaterOrEqual(t, len(list.Contents), 3)
+	seen := map[string]bool{}
 	for _, obj := range list.Contents {
 		got, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: obj.Key})
 		require.NoError(t, err)
@@ -384,8 +389,14 @@ func TestMotoDirectPutToS3(t *testing.T) {
 			recs = append(recs, string(d.Data))
 		}
 		got.Body.Close()
-		require.True(t, want[fmt.Sprint(recs)], "object %s: unexpected records %q", aws.ToString(obj.Key), recs)
-		delete(want, fmt.Sprint(recs))
+		key := fmt.Sprint(recs)
+		if seen[key] {
+			t.Logf("object %s repeats a batch (a retried call)", aws.ToString(obj.Key))
+			continue
+		}
+		require.True(t, want[key], "object %s: unexpected records %q", aws.ToString(obj.Key), recs)
+		delete(want, key)
+		seen[key] = true
 	}
 	require.Empty(t, want)
 }
