@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"io"
 	"os"
 	"testing"
@@ -27,9 +28,12 @@ func runMain(t *testing.T, srv *motoserver.Server, args ...string) string {
 	} {
 		t.Setenv(k, v)
 	}
-	oldArgs, oldStdout := os.Args, os.Stdout
-	defer func() { os.Args, os.Stdout = oldArgs, oldStdout }()
+	oldArgs, oldStdout, oldFlags := os.Args, os.Stdout, flag.CommandLine
+	defer func() { os.Args, os.Stdout, flag.CommandLine = oldArgs, oldStdout, oldFlags }()
 	os.Args = append([]string{"example"}, args...)
+	// main defines its flags: a fresh set, so that the test can run again
+	// in the same process (go test -count=N).
+	flag.CommandLine = flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
 	os.Stdout = w
