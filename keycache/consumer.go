@@ -168,6 +168,12 @@ func (c *Consumer) fetch(sh *shard, e *entry) {
 	}
 	close(e.done)
 	e.done = nil
+	// Entries whose call was in flight were spared by evict: restore the
+	// bound now that this one is over, keeping e, which was just fetched.
+	if sh.lookup([]byte(e.wk), e.b.AD) == e {
+		sh.touch(e)
+	}
+	c.evict(sh)
 	sh.mu.Unlock()
 }
 

@@ -527,3 +527,26 @@ func TestConsumerDoneContextStartsNoCall(t *testing.T) {
 	require.NoError(t, err)
 	require.Same(t, key, hit)
 }
+
+// TestConsumerBoundAfterCallsInFlight: entries whose Decrypt is in flight
+// are spared by eviction, so the cache may hold more than MaxEntries while
+// calls run; once they are over, it holds MaxEntries again, keeping the
+// latest fetched.
+func TestConsumerBoundAfterCallsInFlight(t *testing.T) {
+	k := kmstest.New()
+	b := binding("orders")
+	recs := seal(t, k, newKey(k), b, 3)
+	k.SetLatency(50 * time.Millisecond)
+	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.MaxEntries = 1 })
+	defer c.Close()
+	var wg sync.WaitGroup
+	for i := range recs {
+		wg.Go(func() {
+			_, _, err := c.Key(context.Background(), recs[i].wk, b)
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	waitFor(t, "the bound", func() bool { return c.Stats().Entries == 1 })
+	require.Equal(t, int64(3), k.Calls("Decrypt"))
+}

@@ -12,9 +12,9 @@
 // same TTL, in a bounded LRU, so that a flood of distinct wrapped keys (from
 // anyone who can write to the stream) cannot grow memory without limit: at
 // most [Options].MaxEntries keys are held (10,000 by default, about 1 KiB
-// each), plus those whose Decrypt call is in flight. A call is started only
-// for a caller whose context is still live, and runs for at most
-// [Options].CallTimeout, so calls in flight number at most the callers
+// each), plus those whose Decrypt call is in flight, until it ends. A call
+// is started only for a caller whose context is still live, and runs for at
+// most [Options].CallTimeout, so calls in flight number at most the callers
 // waiting, plus those abandoned by callers whose context ended within the
 // last CallTimeout (one each). Concurrent misses for the same wrapped key
 // are coalesced.
