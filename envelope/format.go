@@ -90,13 +90,11 @@ func Parse(b []byte) (e Envelope, rest []byte, err error) {
 	if len(b) < HeaderSize || string(b[:4]) != magic {
 		return Envelope{}, nil, ErrOpen
 	}
-	wkLen := int(binary.BigEndian.Uint16(b[4:6]))
-	bodyLen := binary.BigEndian.Uint32(b[6:10])
-	if wkLen < 1 || wkLen > MaxWrappedKeySize ||
-		bodyLen < minBodySize || bodyLen > maxBodySize {
+	wkLen, bodyLen, ok := headerLengths(b)
+	if !ok {
 		return Envelope{}, nil, ErrOpen
 	}
-	bodyEnd := HeaderSize + int(bodyLen)
+	bodyEnd := HeaderSize + bodyLen
 	size := bodyEnd + wkLen
 	if len(b) < size {
 		return Envelope{}, nil, ErrOpen
@@ -107,6 +105,18 @@ func Parse(b []byte) (e Envelope, rest []byte, err error) {
 		WrappedKey: b[bodyEnd:size:size],
 	}
 	return e, b[size:], nil
+}
+
+// headerLengths returns the wrapped key and body lengths of the header that
+// b starts with, and whether both are within the limits of the format
+// (FORMAT.md, "Parsing rules"). b holds at least HeaderSize bytes.
+func headerLengths(b []byte) (wkLen, bodyLen int, ok bool) {
+	wk := binary.BigEndian.Uint16(b[4:6])
+	body := binary.BigEndian.Uint32(b[6:10])
+	if wk < 1 || wk > MaxWrappedKeySize || body < minBodySize || body > maxBodySize {
+		return 0, 0, false
+	}
+	return int(wk), int(body), true
 }
 
 // Size returns the number of bytes [Envelope.AppendBinary] writes.

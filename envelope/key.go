@@ -179,15 +179,6 @@ var labelRecordKeyBytes = []byte(labelRecordKey)
 // HKDF-Expand(stream key, "ksse v1 record key" || salt, ·), by whole blocks
 // until it holds at least n bytes. It uses the precomputed HMAC states.
 func (k *Key) expand(s *scratch, salt, okm []byte, n int) ([]byte, error) {
-	if k.fips {
-		t, err := hkdf.Expand(sha256.New, k.prk, string(labelRecordKeyBytes)+string(salt), (n+sha256.Size-1)/sha256.Size*sha256.Size)
-		if err != nil {
-			return okm, err
-		}
-		okm = append(okm, t[len(okm):]...)
-		clear(t)
-		return okm, nil
-	}
 	inner := s.inner.(encoding.BinaryUnmarshaler)
 	outer := s.outer.(encoding.BinaryUnmarshaler)
 	// T(i) = HMAC(PRK, T(i-1) || info || i), T(0) empty.
@@ -221,7 +212,13 @@ func (k *Key) expand(s *scratch, salt, okm []byte, n int) ([]byte, error) {
 // crypto/rand call per record). Both write the same format: a random nonce
 // in front of the ciphertext.
 func (k *Key) recordKey(s *scratch, salt []byte) (cipher.Block, cipher.AEAD, error) {
-	okm, err := k.expand(s, salt, s.okm[:0], sha256.Size)
+	var okm []byte
+	var err error
+	if k.fips {
+		okm, err = hkdf.Expand(sha256.New, k.prk, labelRecordKey+string(salt), sha256.Size)
+	} else {
+		okm, err = k.expand(s, salt, s.okm[:0], sha256.Size)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

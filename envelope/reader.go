@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -86,12 +85,11 @@ func (r *Reader) next() (Envelope, error) {
 		}
 		return Envelope{}, fmt.Errorf("%w: no envelope header at byte %d", ErrMalformed, r.off)
 	}
-	wkLen := int64(binary.BigEndian.Uint16(hdr[4:6]))
-	bodyLen := int64(binary.BigEndian.Uint32(hdr[6:10]))
-	if wkLen < 1 || wkLen > MaxWrappedKeySize || bodyLen < minBodySize || bodyLen > maxBodySize {
+	wkLen, bodyLen, ok := headerLengths(hdr[:])
+	if !ok {
 		return Envelope{}, fmt.Errorf("%w: envelope header with invalid lengths at byte %d", ErrMalformed, r.off)
 	}
-	size := HeaderSize + int(bodyLen+wkLen)
+	size := HeaderSize + bodyLen + wkLen
 	r.buf = append(r.buf[:0], hdr[:]...)
 	// Grow by doubling, up to the exact size, only as bytes arrive: a
 	// header that claims 10 MiB at the end of a short input costs what the

@@ -131,7 +131,7 @@ func (e *Encryptor) checkSize(partitionKey string, data []byte, overhead int) er
 	if size := envelope.Overhead + len(partitionKey) + len(data) + 1 + overhead; size > e.opts.MaxRecordSize {
 		return fmt.Errorf("%w: %d bytes encrypted, limit %d", ErrRecordTooLarge, size, e.opts.MaxRecordSize)
 	}
-	if limit := e.cache.Options().MaxBytesPerKey; limit > 0 && uint64(len(data)) > limit {
+	if limit := e.opts.Cache.MaxBytesPerKey; limit > 0 && uint64(len(data)) > limit {
 		return fmt.Errorf("%w: %d bytes of payload, MaxBytesPerKey %d", ErrRecordTooLarge, len(data), limit)
 	}
 	return nil
