@@ -25,21 +25,7 @@ const fuzzSeedMax = 2 << 10
 // fields alias the input, and a failure returns the zero Envelope, a nil
 // rest and ErrOpen.
 func FuzzParse(f *testing.F) {
-	vs := loadVectors(f)
-	var concat []byte
-	seeds := 0
-	for _, v := range vs {
-		if len(v.envelope) > fuzzSeedMax {
-			continue
-		}
-		f.Add(v.envelope)
-		seeds++
-		if v.expect == "success" && len(concat)+len(v.envelope) <= fuzzSeedMax {
-			concat = append(concat, v.envelope...)
-		}
-	}
-	require.GreaterOrEqual(f, seeds, 50)
-	f.Add(concat)
+	f.Add(addVectorSeeds(f))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for len(b) > 0 {
 			e, rest, err := envelope.Parse(b)
@@ -73,6 +59,26 @@ func FuzzParse(f *testing.F) {
 			b = rest
 		}
 	})
+}
+
+// addVectorSeeds adds the envelopes of the test vectors of at most
+// fuzzSeedMax bytes to f's corpus, requiring at least 50, and returns a
+// concatenation of success envelopes of at most fuzzSeedMax bytes, for the
+// targets that split.
+func addVectorSeeds(f *testing.F) (concat []byte) {
+	seeds := 0
+	for _, v := range loadVectors(f) {
+		if len(v.envelope) > fuzzSeedMax {
+			continue
+		}
+		f.Add(v.envelope)
+		seeds++
+		if v.expect == "success" && len(concat)+len(v.envelope) <= fuzzSeedMax {
+			concat = append(concat, v.envelope...)
+		}
+	}
+	require.GreaterOrEqual(f, seeds, 50)
+	return concat
 }
 
 // within reports whether x lies inside y (or is empty).

@@ -157,19 +157,7 @@ func TestReaderAllocationBoundedByInput(t *testing.T) {
 // bytes it cannot split; and it allocates within a bound derived from the
 // input's length, whatever lengths the input claims.
 func FuzzReader(f *testing.F) {
-	var concat []byte
-	seeds := 0
-	for _, v := range loadVectors(f) {
-		if len(v.envelope) > fuzzSeedMax {
-			continue
-		}
-		f.Add(v.envelope)
-		seeds++
-		if v.expect == "success" && len(concat)+len(v.envelope) <= fuzzSeedMax {
-			concat = append(concat, v.envelope...)
-		}
-	}
-	require.GreaterOrEqual(f, seeds, 50)
+	concat := addVectorSeeds(f)
 	f.Add(concat)
 	f.Add(append(bytes.Clone(concat), '\n'))
 	f.Fuzz(func(t *testing.T, in []byte) {
