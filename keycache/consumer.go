@@ -21,19 +21,18 @@ import (
 // when MaxEntries is smaller).
 const maxShards = 16
 
-// negativeTTL bounds how long a consumer remembers a wrapped key that KMS
-// refused for good (invalid ciphertext, wrong key, not allowed).
-const negativeTTL = time.Minute
-
 // Consumer caches unwrapped data keys for the consuming side, by wrapped key
-// and Binding, in a bounded LRU. It is safe for concurrent use; see the
-// package documentation.
+// and Binding, in a bounded LRU. Refusals are remembered apart, in a bounded
+// set, and KMS calls on misses are rate limited. It is safe for concurrent
+// use; see the package documentation.
 type Consumer struct {
 	client   kmsiface.Client
 	opts     Options
 	seed     maphash.Seed
 	perShard int
 	shards   []shard
+	refused  refusals
+	bucket   tokenBucket
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -46,11 +45,12 @@ type Consumer struct {
 type shard struct {
 	mu   sync.Mutex
 	m    map[string]*entry // by wrapped key; entries of other bindings chained
-	n    int
-	head entry // sentinel of the LRU list: head.next is the most recent
+	n    int               // entries in the LRU list: working keys only
+	head entry             // sentinel of the LRU list: head.next is the most recent
 }
 
-// entry is one (wrapped key, binding) of a Consumer.
+// entry is one (wrapped key, binding) of a Consumer: a Decrypt call in
+// flight (done != nil, not in the LRU list), or a working key (in the list).
 type entry struct {
 	wk         string
 	b          Binding
@@ -83,6 +83,8 @@ func NewConsumer(client kmsiface.Client, optFns ...func(*Options)) *Consumer {
 		sh.m = make(map[string]*entry)
 		sh.head.next, sh.head.prev = &sh.head, &sh.head
 	}
+	c.refused.init(o.MaxFailures)
+	c.bucket.init(o.DecryptRate, o.DecryptBurst, o.Now())
 	return c
 }
 
@@ -90,36 +92,50 @@ func NewConsumer(client kmsiface.Client, optFns ...func(*Options)) *Consumer {
 func (c *Consumer) Options() Options { return c.opts }
 
 // Key returns the data key wrapped in wrappedKey for binding b, and the ARN
-// of the KMS key that unwrapped it. A cached key is returned at once;
-// otherwise Key waits for one Decrypt call with b.Context as encryption
-// context, shared with every goroutine waiting for the same wrapped key and
-// binding, or until ctx is done. A KMS failure is returned as a
-// *kmsiface.Error; a key outside AllowedKeyIDs as ErrNotAllowed.
+// of the KMS key that unwrapped it. A cached key, or a remembered refusal,
+// is returned at once. Otherwise Key waits for one Decrypt call with
+// b.Context as encryption context, shared with every goroutine waiting for
+// the same wrapped key and binding, or until ctx is done. A KMS failure is
+// returned as a *kmsiface.Error; a key outside AllowedKeyIDs as
+// ErrNotAllowed; a miss that the rate limit refuses as ErrRateLimited.
 func (c *Consumer) Key(ctx context.Context, wrappedKey []byte, b Binding) (*envelope.Key, string, error) {
 	if c.closed.Load() {
 		return nil, "", ErrClosed
 	}
-	sh := &c.shards[maphash.Bytes(c.seed, wrappedKey)%uint64(len(c.shards))]
+	if len(c.opts.AllowedKeyIDs) == 0 && !c.opts.InsecureAllowAnyKey {
+		return nil, "", errNoAllowedKeys
+	}
+	sh := c.shard(wrappedKey)
 	now := c.opts.Now()
 	sh.mu.Lock()
 	e := sh.lookup(wrappedKey, b.AD)
-	if e != nil && e.done == nil && now.Before(e.expires) {
-		sh.touch(e)
-		key, arn, err := e.key, e.keyARN, e.err
-		sh.mu.Unlock()
-		c.c.hits.add(1)
-		return key, arn, err
+	if e != nil && e.done == nil {
+		if now.Before(e.expires) {
+			sh.touch(e)
+			key, arn := e.key, e.keyARN
+			sh.mu.Unlock()
+			c.c.hits.add(1)
+			return key, arn, nil
+		}
+		sh.remove(e) // expired
+		e = nil
 	}
-	c.c.misses.Add(1)
-	if e == nil || e.done == nil {
+	if e == nil {
+		if err, arn := c.refused.get(wrappedKey, b.AD, now); err != nil {
+			sh.mu.Unlock()
+			c.c.hits.add(1)
+			return nil, arn, err
+		}
 		// A caller that can no longer wait starts no KMS call: the call
 		// would run on in the background for up to CallTimeout, for nobody.
 		if err := ctx.Err(); err != nil {
 			sh.mu.Unlock()
 			return nil, "", err
 		}
-		if e != nil {
-			sh.remove(e) // expired
+		if !c.bucket.take(now) {
+			sh.mu.Unlock()
+			c.c.limited.Add(1)
+			return nil, "", ErrRateLimited
 		}
 		c.lifeMu.Lock()
 		if c.closed.Load() {
@@ -130,10 +146,10 @@ func (c *Consumer) Key(ctx context.Context, wrappedKey []byte, b Binding) (*enve
 		c.wg.Add(1)
 		c.lifeMu.Unlock()
 		e = &entry{wk: string(wrappedKey), b: b, done: make(chan struct{})}
-		sh.insert(e)
-		c.evict(sh)
+		sh.link(e)
 		go c.fetch(sh, e)
 	}
+	c.c.misses.Add(1)
 	done := e.done
 	sh.mu.Unlock()
 
@@ -148,32 +164,55 @@ func (c *Consumer) Key(ctx context.Context, wrappedKey []byte, b Binding) (*enve
 	return key, arn, err
 }
 
-// fetch makes the Decrypt call for e.
+// Cached returns what c holds for wrappedKey and b without calling KMS: a
+// working key and its KMS key ARN, or a remembered refusal as err. ok is
+// false when c holds neither (a call in flight counts as neither).
+func (c *Consumer) Cached(wrappedKey []byte, b Binding) (key *envelope.Key, keyARN string, err error, ok bool) {
+	if c.closed.Load() {
+		return nil, "", ErrClosed, true
+	}
+	sh := c.shard(wrappedKey)
+	now := c.opts.Now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.lookup(wrappedKey, b.AD); e != nil && e.done == nil && now.Before(e.expires) {
+		sh.touch(e)
+		c.c.hits.add(1)
+		return e.key, e.keyARN, nil, true
+	}
+	if err, arn := c.refused.get(wrappedKey, b.AD, now); err != nil {
+		c.c.hits.add(1)
+		return nil, arn, err, true
+	}
+	return nil, "", nil, false
+}
+
+func (c *Consumer) shard(wrappedKey []byte) *shard {
+	return &c.shards[maphash.Bytes(c.seed, wrappedKey)%uint64(len(c.shards))]
+}
+
+// fetch makes the Decrypt call for e, which is linked in sh.m but not in
+// the LRU list. A working key joins the list; a permanent refusal goes to
+// c.refused; a transient failure is forgotten, so the next lookup tries
+// again.
 func (c *Consumer) fetch(sh *shard, e *entry) {
 	defer c.wg.Done()
 	key, arn, err := c.decrypt(e)
 	now := c.opts.Now()
 	sh.mu.Lock()
 	e.key, e.keyARN, e.err = key, arn, err
-	switch {
-	case err == nil:
+	if err == nil {
 		e.expires = now.Add(c.opts.TTL)
-	case permanent(err):
-		e.expires = now.Add(min(c.opts.TTL, negativeTTL))
-	default:
-		// Transient: the next lookup tries again.
-		if sh.lookup([]byte(e.wk), e.b.AD) == e {
-			sh.remove(e)
+		sh.push(e)
+		c.evict(sh)
+	} else {
+		sh.unlink(e)
+		if Permanent(err) {
+			c.refused.put(e.wk, e.b.AD, err, arn, now.Add(min(c.opts.NegativeTTL, c.opts.TTL)))
 		}
 	}
 	close(e.done)
 	e.done = nil
-	// Entries whose call was in flight were spared by evict: restore the
-	// bound now that this one is over, keeping e, which was just fetched.
-	if sh.lookup([]byte(e.wk), e.b.AD) == e {
-		sh.touch(e)
-	}
-	c.evict(sh)
 	sh.mu.Unlock()
 }
 
@@ -222,17 +261,29 @@ func (c *Consumer) decrypt(e *entry) (*envelope.Key, string, error) {
 	}
 	key, err := envelope.NewKey(out.Plaintext, []byte(e.wk), []byte(e.b.AD))
 	if err != nil {
-		err = kmsiface.Classify("Decrypt", fmt.Errorf("unusable data key: %w", err))
+		err = &kmsiface.Error{Op: "Decrypt", Class: kmsiface.ErrInvalidKey, Err: fmt.Errorf("unusable data key: %w", err)}
 		c.c.fail(err)
 		return nil, arn, err
 	}
 	return key, arn, nil
 }
 
-// permanent reports whether err will recur for the same wrapped key and
-// binding, so that it may be remembered.
-func permanent(err error) bool {
-	return errors.Is(err, ErrNotAllowed) || isInvalidCiphertext(err)
+// Permanent reports whether err, returned by [Consumer.Key], will recur for
+// the same wrapped key and binding: KMS refused it as an invalid
+// ciphertext, or for access, key state, a missing key or key usage, or the
+// key is not allowed. A consumer remembers such refusals for NegativeTTL.
+// Throttling, ErrRateLimited, network and 5xx failures, ErrClosed and an
+// ended context are not permanent.
+func Permanent(err error) bool {
+	if errors.Is(err, ErrNotAllowed) || isInvalidCiphertext(err) {
+		return true
+	}
+	switch kmsiface.ClassOf(err) {
+	case kmsiface.ErrAccessDenied, kmsiface.ErrKeyDisabled, kmsiface.ErrInvalidKeyState,
+		kmsiface.ErrKeyNotFound, kmsiface.ErrInvalidKey:
+		return true
+	}
+	return false
 }
 
 // IsInvalidCiphertext reports whether err is KMS refusing a wrapped key as
@@ -255,27 +306,14 @@ func (sh *shard) lookup(wk []byte, ad string) *entry {
 	return nil
 }
 
-func (sh *shard) insert(e *entry) {
+// link adds e to the map of sh, not to its LRU list.
+func (sh *shard) link(e *entry) {
 	e.chain = sh.m[e.wk]
 	sh.m[e.wk] = e
-	sh.n++
-	e.prev, e.next = &sh.head, sh.head.next
-	e.prev.next, e.next.prev = e, e
 }
 
-func (sh *shard) touch(e *entry) {
-	if sh.head.next == e {
-		return
-	}
-	e.prev.next, e.next.prev = e.next, e.prev
-	e.prev, e.next = &sh.head, sh.head.next
-	e.prev.next, e.next.prev = e, e
-}
-
-// remove unlinks e. Its key is not destroyed, since goroutines may still be
-// opening records with it; its material is cleared once it is collected. A
-// Decrypt in flight for e still completes, and its waiters get its result.
-func (sh *shard) remove(e *entry) {
+// unlink removes e, not in the LRU list, from the map of sh.
+func (sh *shard) unlink(e *entry) {
 	if p := sh.m[e.wk]; p == e {
 		if e.chain == nil {
 			delete(sh.m, e.wk)
@@ -290,27 +328,49 @@ func (sh *shard) remove(e *entry) {
 			}
 		}
 	}
+	e.chain = nil
+}
+
+// push adds e, already linked, to the front of the LRU list.
+func (sh *shard) push(e *entry) {
+	sh.n++
+	e.prev, e.next = &sh.head, sh.head.next
+	e.prev.next, e.next.prev = e, e
+}
+
+func (sh *shard) touch(e *entry) {
+	if sh.head.next == e {
+		return
+	}
 	e.prev.next, e.next.prev = e.next, e.prev
-	e.prev, e.next, e.chain = nil, nil, nil
+	e.prev, e.next = &sh.head, sh.head.next
+	e.prev.next, e.next.prev = e, e
+}
+
+// remove unlinks e, a working key, from the map and the LRU list. Its key
+// is not destroyed, since goroutines may still be opening records with it;
+// its material is cleared once it is collected.
+func (sh *shard) remove(e *entry) {
+	sh.unlink(e)
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
 	sh.n--
 }
 
-// evict removes least recently used entries of sh beyond its share of
-// MaxEntries. Entries whose Decrypt is in flight are skipped.
+// evict removes least recently used working keys of sh beyond its share of
+// MaxEntries. Calls in flight and refusals are not in the list, so neither
+// can evict a working key.
 func (c *Consumer) evict(sh *shard) {
-	for e := sh.head.prev; sh.n > c.perShard && e != &sh.head; {
-		prev := e.prev
-		if e.done == nil {
-			sh.remove(e)
-			c.c.evictions.Add(1)
-		}
-		e = prev
+	for sh.n > c.perShard {
+		sh.remove(sh.head.prev)
+		c.c.evictions.Add(1)
 	}
 }
 
 // Stats returns the counters of c.
 func (c *Consumer) Stats() Stats {
 	st := c.c.stats()
+	st.Refusals = c.refused.len()
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()

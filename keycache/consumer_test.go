@@ -22,6 +22,10 @@ import (
 	"github.com/ksse-go/ksse/kmstest"
 )
 
+// loose makes a consumer trust every KMS key and call KMS at any rate, for
+// the tests that are about neither.
+func loose(o *keycache.Options) { o.InsecureAllowAnyKey = true; o.DecryptRate = -1 }
+
 // sealed is a record sealed under one data key, and that key's wrapped
 // form, as a consumer finds it on a stream.
 type sealed struct {
@@ -71,7 +75,7 @@ func TestConsumerTTL(t *testing.T) {
 	k := kmstest.New()
 	arn := newKey(k)
 	b := binding("orders")
-	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.Now = clk.Now })
+	c := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.Now = clk.Now })
 	defer c.Close()
 	p := keycache.NewProducer(k, func(o *keycache.Options) { o.Now = clk.Now })
 	defer p.Close()
@@ -108,7 +112,8 @@ func TestConsumerTTL(t *testing.T) {
 	// KMS refuses it for that binding's context.
 	_, _, err = c.Key(ctx, pkey.WrappedKey(), binding("payments"))
 	require.True(t, keycache.IsInvalidCiphertext(err), "%v", err)
-	require.Equal(t, 2, c.Stats().Entries)
+	require.Equal(t, 1, c.Stats().Entries, "a refusal is no entry")
+	require.Equal(t, 1, c.Stats().Refusals)
 }
 
 // TestConsumerCoalescing: 64 goroutines asking for the same wrapped key at
@@ -122,7 +127,7 @@ func TestConsumerCoalescing(t *testing.T) {
 	k.SetLatency(50 * time.Millisecond)
 	for _, distinct := range []int{1, 8} {
 		t.Run(fmt.Sprint(distinct), func(t *testing.T) {
-			c := keycache.NewConsumer(k)
+			c := keycache.NewConsumer(k, loose)
 			defer c.Close()
 			calls := k.Calls("Decrypt")
 			const n = 64
@@ -159,7 +164,7 @@ func TestConsumerCallerContext(t *testing.T) {
 	b := binding("orders")
 	recs := seal(t, k, newKey(k), b, 1)
 	k.SetLatency(200 * time.Millisecond)
-	c := keycache.NewConsumer(k)
+	c := keycache.NewConsumer(k, loose)
 	defer c.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
@@ -187,7 +192,7 @@ func TestConsumerLRU(t *testing.T) {
 	b := binding("orders")
 	recs := seal(t, k, arn, b, 10*maxEntries+1)
 	hot, cold := recs[0], recs[1:]
-	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.MaxEntries = maxEntries })
+	c := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.MaxEntries = maxEntries })
 	defer c.Close()
 
 	var keys []*envelope.Key
@@ -235,7 +240,7 @@ func TestConsumerMaxEntriesBound(t *testing.T) {
 	recs := seal(t, k, arn, b, 400)
 	for _, maxEntries := range []int{1, 10, 20, 100} {
 		t.Run(fmt.Sprint(maxEntries), func(t *testing.T) {
-			c := keycache.NewConsumer(k, func(o *keycache.Options) { o.MaxEntries = maxEntries })
+			c := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.MaxEntries = maxEntries })
 			defer c.Close()
 			for i, r := range recs {
 				_, _, err := c.Key(ctx, r.wk, b)
@@ -360,7 +365,7 @@ func TestConsumerNegativeCache(t *testing.T) {
 	tampered := bytes.Clone(good.wk)
 	tampered[len(tampered)-1] ^= 1
 
-	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.Now = clk.Now })
+	c := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.Now = clk.Now })
 	defer c.Close()
 	for _, wk := range [][]byte{garbage, tampered} {
 		calls := k.Calls("Decrypt")
@@ -374,7 +379,8 @@ func TestConsumerNegativeCache(t *testing.T) {
 		require.Equal(t, int64(1), k.Calls("Decrypt")-calls, "remembered")
 	}
 	require.Equal(t, map[string]uint64{"InvalidCiphertext": 2}, c.Stats().Failures)
-	require.Equal(t, 2, c.Stats().Entries)
+	require.Equal(t, 0, c.Stats().Entries, "refusals are no entries")
+	require.Equal(t, 2, c.Stats().Refusals)
 
 	// The good key, and the good key under the wrong binding.
 	key, _, err := c.Key(ctx, good.wk, b)
@@ -394,7 +400,7 @@ func TestConsumerNegativeCache(t *testing.T) {
 	require.Equal(t, calls+1, k.Calls("Decrypt"), "forgotten after a minute")
 
 	// With a TTL under a minute, the TTL bounds the negative entry too.
-	short := keycache.NewConsumer(k, func(o *keycache.Options) { o.Now = clk.Now; o.TTL = 10 * time.Second })
+	short := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.Now = clk.Now; o.TTL = 10 * time.Second })
 	defer short.Close()
 	calls = k.Calls("Decrypt")
 	_, _, err = short.Key(ctx, garbage, b)
@@ -423,7 +429,7 @@ func TestConsumerStats(t *testing.T) {
 	arn := newKey(k)
 	b := binding("orders")
 	recs := seal(t, k, arn, b, 3)
-	c := keycache.NewConsumer(k)
+	c := keycache.NewConsumer(k, loose)
 	defer c.Close()
 	require.Equal(t, keycache.Stats{Failures: map[string]uint64{}}, c.Stats())
 
@@ -448,7 +454,8 @@ func TestConsumerStats(t *testing.T) {
 		Misses:   5,
 		KMSCalls: 5,
 		Failures: map[string]uint64{"Throttling": 1, "InvalidCiphertext": 1},
-		Entries:  4,
+		Entries:  3,
+		Refusals: 1,
 	}, c.Stats())
 }
 
@@ -465,7 +472,7 @@ func TestConsumerConcurrent(t *testing.T) {
 	k := kmstest.New()
 	b := binding("orders")
 	recs := seal(t, k, newKey(k), b, 200)
-	c := keycache.NewConsumer(k, func(o *keycache.Options) {
+	c := keycache.NewConsumer(k, loose, func(o *keycache.Options) {
 		o.MaxEntries = 32
 		o.Now = clk.Now
 		o.TTL = time.Minute
@@ -510,7 +517,7 @@ func TestConsumerDoneContextStartsNoCall(t *testing.T) {
 	b := binding("orders")
 	arn := newKey(k)
 	recs := seal(t, k, arn, b, 1)
-	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.MaxEntries = 16 })
+	c := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.MaxEntries = 16 })
 	defer c.Close()
 	key, _, err := c.Key(context.Background(), recs[0].wk, b)
 	require.NoError(t, err)
@@ -537,7 +544,7 @@ func TestConsumerBoundAfterCallsInFlight(t *testing.T) {
 	b := binding("orders")
 	recs := seal(t, k, newKey(k), b, 3)
 	k.SetLatency(50 * time.Millisecond)
-	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.MaxEntries = 1 })
+	c := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.MaxEntries = 1 })
 	defer c.Close()
 	var wg sync.WaitGroup
 	for i := range recs {

@@ -9,15 +9,25 @@
 // one KMS call serves every goroutine waiting for the same key.
 //
 // A [Consumer] caches unwrapped data keys by wrapped key and binding, for the
-// same TTL, in a bounded LRU, so that a flood of distinct wrapped keys (from
-// anyone who can write to the stream) cannot grow memory without limit: at
-// most [Options].MaxEntries keys are held (10,000 by default, about 1 KiB
-// each), plus those whose Decrypt call is in flight, until it ends. A call
-// is started only for a caller whose context is still live, and runs for at
-// most [Options].CallTimeout, so calls in flight number at most the callers
-// waiting, plus those abandoned by callers whose context ended within the
-// last CallTimeout (one each). Concurrent misses for the same wrapped key
-// are coalesced.
+// same TTL, in a bounded LRU. Anyone who can write to the stream can put
+// records with wrapped keys of their choosing on it, so the consumer bounds
+// what they cost:
+//
+//   - It trusts no KMS key until told: [Options].AllowedKeyIDs lists the key
+//     ARNs it accepts, and InsecureAllowAnyKey is the named opt-out.
+//   - Memory: at most [Options].MaxEntries working keys (10,000 by default,
+//     about 1 KiB each), plus the calls in flight.
+//   - Refusals: a permanent KMS refusal ([Permanent]) is remembered for
+//     NegativeTTL (1 minute) in a set of its own, bounded by MaxFailures, so
+//     a forged wrapped key costs one call a minute and never evicts a
+//     working key.
+//   - Rate: Decrypt calls on misses spend tokens of a bucket (DecryptRate,
+//     DecryptBurst: 50 a second, 256 at once). A miss with none left fails
+//     at once with [ErrRateLimited].
+//
+// A call is started only for a caller whose context is still live, and runs
+// for at most [Options].CallTimeout. Concurrent misses for the same wrapped
+// key are coalesced.
 //
 // Plaintext data keys returned by KMS are cleared as soon as the envelope key
 // is derived from them. A derived key that is evicted, replaced or expired is

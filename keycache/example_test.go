@@ -39,7 +39,9 @@ func Example() {
 		envelopes = append(envelopes, env)
 	}
 
-	consumer := keycache.NewConsumer(kms)
+	consumer := keycache.NewConsumer(kms, func(o *keycache.Options) {
+		o.AllowedKeyIDs = []string{keyARN}
+	})
 	defer consumer.Close()
 	for _, env := range envelopes {
 		e, _, err := envelope.Parse(env)

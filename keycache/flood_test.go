@@ -77,11 +77,13 @@ func (s *floodSampler) finish() {
 // and the default 10,000.
 //
 // The bound that matters is MaxEntries (keycache.Options, or
-// record.Options.Cache.MaxEntries): a cached key takes about 1 KiB, so the
-// default 10,000 holds about 10 MiB whatever the flood. The price of a
-// flood is KMS calls, one per distinct wrapped key, which KMS quotas and
-// throttling limit; use AllowedKeyIDs (strict mode) so that keys of other
-// KMS keys are refused.
+// record.DecryptorOptions.MaxEntries): a cached key takes about 1 KiB, so
+// the default 10,000 holds about 10 MiB whatever the flood. The price of a
+// flood is KMS calls, one per distinct wrapped key. Strict mode does not
+// lower it: a consumer learns the KMS key of a wrapped key only from KMS.
+// What bounds the calls is the Decrypt rate limit (DecryptRate and
+// DecryptBurst), which this test lifts to count memory; TestRefusalFlood
+// covers forged wrapped keys, which KMS refuses.
 func TestConsumerFlood(t *testing.T) {
 	n := floodKeys()
 	k := kmstest.New()
@@ -102,7 +104,7 @@ func TestConsumerFlood(t *testing.T) {
 		goroutines := runtime.NumGoroutine()
 		callsBefore := k.Calls("Decrypt")
 
-		c := keycache.NewConsumer(k, func(o *keycache.Options) { o.MaxEntries = maxEntries })
+		c := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.MaxEntries = maxEntries })
 		s := startFloodSampler(c)
 		const workers = 8
 		var wg sync.WaitGroup

@@ -211,7 +211,7 @@ func TestFailureClasses(t *testing.T) {
 	for _, name := range []string{"disabled", "pending", "denied", "deleted", "throttled"} {
 		wrapped[name] = wrap(t, k, good, b)
 	}
-	c := keycache.NewConsumer(k)
+	c := keycache.NewConsumer(k, loose)
 	defer c.Close()
 	try := func(name string, class error, failures map[string]uint64) {
 		t.Helper()
@@ -236,12 +236,16 @@ func TestFailureClasses(t *testing.T) {
 	require.NoError(t, k.DeleteKey(good))
 	try("deleted", kmsiface.ErrKeyNotFound, map[string]uint64{"KeyDisabled": 1, "InvalidKeyState": 1, "AccessDenied": 1, "Throttling": 1, "KeyNotFound": 1})
 
-	// None of these is remembered: they are states that can change, and
-	// each lookup asks KMS again.
+	// The refusals are remembered for NegativeTTL, so a forged record
+	// costs one call, whatever its answer; throttling is not.
 	require.Zero(t, c.Stats().Entries)
+	require.Equal(t, 4, c.Stats().Refusals)
 	require.Equal(t, uint64(5), c.Stats().KMSCalls)
 	_, _, err = c.Key(ctx, wrapped["disabled"], b)
-	require.ErrorIs(t, err, kmsiface.ErrKeyNotFound)
+	require.ErrorIs(t, err, kmsiface.ErrKeyDisabled, "remembered")
+	require.Equal(t, uint64(5), c.Stats().KMSCalls)
+	_, _, err = c.Key(ctx, wrapped["throttled"], b)
+	require.ErrorIs(t, err, kmsiface.ErrKeyNotFound, "asked again")
 	require.Equal(t, uint64(6), c.Stats().KMSCalls)
 }
 
@@ -291,7 +295,7 @@ func TestConsumerClose(t *testing.T) {
 	arn := newKey(k.KMS)
 	b := binding("orders")
 	wk1, wk2 := wrap(t, k.KMS, arn, b), wrap(t, k.KMS, arn, b)
-	c := keycache.NewConsumer(k)
+	c := keycache.NewConsumer(k, loose)
 	key1, _, err := c.Key(ctx, wk1, b)
 	require.NoError(t, err)
 	env, err := key1.Seal(nil, []byte("pk"), []byte("x"))
@@ -359,7 +363,7 @@ func TestCloseRacesKey(t *testing.T) {
 		wk := wrap(t, k.KMS, newKey(k.KMS), b)
 		var c *keycache.Consumer
 		var armed atomic.Bool
-		c = keycache.NewConsumer(k, func(o *keycache.Options) {
+		c = keycache.NewConsumer(k, loose, func(o *keycache.Options) {
 			o.Now = func() time.Time {
 				if armed.CompareAndSwap(true, false) {
 					require.NoError(t, c.Close())
@@ -399,7 +403,7 @@ func TestNilOutputFromClient(t *testing.T) {
 	require.ErrorAs(t, err, &ke)
 	require.ErrorContains(t, err, "no output and no error")
 
-	c := keycache.NewConsumer(nilKMS{})
+	c := keycache.NewConsumer(nilKMS{}, loose)
 	defer c.Close()
 	_, _, err = c.Key(ctx, []byte("wrapped"), binding("orders"))
 	require.ErrorAs(t, err, &ke)

@@ -14,6 +14,10 @@ const (
 	DefaultMaxEntries       = 10000
 	DefaultCallTimeout      = 30 * time.Second
 	DefaultRefreshRetry     = 5 * time.Second
+	DefaultNegativeTTL      = time.Minute
+	DefaultMaxFailures      = 10000
+	DefaultDecryptRate      = 50
+	DefaultDecryptBurst     = 256
 )
 
 // Options configure a [Producer] or a [Consumer]. The zero value of every
@@ -53,12 +57,38 @@ type Options struct {
 	// 30 s. A caller whose own context ends first returns at once.
 	CallTimeout time.Duration
 
-	// AllowedKeyIDs, for a consumer, restricts the KMS keys whose data keys
-	// it unwraps (strict mode): key ARNs as KMS reports them in
-	// DecryptOutput.KeyId. With exactly one entry it is also sent as the
-	// KeyId of every Decrypt call, so KMS refuses any other key. Empty
-	// means any key the credentials may use.
+	// AllowedKeyIDs, for a consumer, lists the KMS keys whose data keys it
+	// unwraps: key ARNs as KMS reports them in DecryptOutput.KeyId. With
+	// exactly one entry it is also sent as the KeyId of every Decrypt call,
+	// so KMS refuses any other key. A consumer with no entry unwraps
+	// nothing (every lookup fails with ErrNotAllowed), unless
+	// InsecureAllowAnyKey is set.
 	AllowedKeyIDs []string
+
+	// InsecureAllowAnyKey makes a consumer with no AllowedKeyIDs accept the
+	// data keys of any KMS key its credentials may decrypt with. Anyone who
+	// can write to the stream and use such a key can then forge records.
+	InsecureAllowAnyKey bool
+
+	// NegativeTTL is how long a consumer remembers a wrapped key that KMS
+	// refused for good (invalid ciphertext, access denied, key disabled, not
+	// found or in an invalid state, not allowed). Default 1 minute, and
+	// never longer than TTL.
+	// Refusals are held apart from working keys, so they never evict one.
+	NegativeTTL time.Duration
+
+	// MaxFailures bounds the refusals a consumer remembers. Default 10,000
+	// (about 150 bytes each: a SHA-256 of the wrapped key, not the key).
+	// The oldest is forgotten first.
+	MaxFailures int
+
+	// DecryptRate and DecryptBurst bound the KMS Decrypt calls a consumer
+	// starts on cache misses: a token bucket that refills at DecryptRate
+	// calls per second and holds at most DecryptBurst. Defaults 50 and 256.
+	// A miss that finds the bucket empty fails at once with ErrRateLimited
+	// and makes no call. A negative DecryptRate disables the limit.
+	DecryptRate  float64
+	DecryptBurst int
 
 	// KMSOptions are passed to every KMS call.
 	KMSOptions []func(*kms.Options)
@@ -89,6 +119,18 @@ func (o *Options) resolve() {
 	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = DefaultCallTimeout
+	}
+	if o.NegativeTTL <= 0 {
+		o.NegativeTTL = DefaultNegativeTTL
+	}
+	if o.MaxFailures <= 0 {
+		o.MaxFailures = DefaultMaxFailures
+	}
+	if o.DecryptRate == 0 {
+		o.DecryptRate = DefaultDecryptRate
+	}
+	if o.DecryptBurst <= 0 {
+		o.DecryptBurst = DefaultDecryptBurst
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -569,7 +569,7 @@ func producerConcurrent(t *testing.T, maxRecords uint64) {
 	}
 	wg.Wait()
 
-	c := keycache.NewConsumer(k)
+	c := keycache.NewConsumer(k, loose)
 	defer c.Close()
 	wrapped := map[string]int{}
 	for _, g := range envs {

@@ -11,7 +11,7 @@ import (
 
 // Stats are the counters of a cache. Every field counts since construction.
 type Stats struct {
-	Hits     uint64 // lookups served from the cache
+	Hits     uint64 // lookups served from the cache (keys and remembered refusals)
 	Misses   uint64 // lookups that needed a KMS call (coalesced or not)
 	KMSCalls uint64 // GenerateDataKey or Decrypt calls made
 	// Failures counts failed KMS calls by class: "AccessDenied",
@@ -22,6 +22,11 @@ type Stats struct {
 	Refreshes uint64 // GenerateDataKey calls that succeeded, first fetches included (producer)
 	Evictions uint64 // keys evicted before expiry to respect MaxEntries (consumer)
 	Entries   int    // keys held now
+	// RateLimited counts consumer misses refused by the Decrypt rate limit.
+	RateLimited uint64
+	// Refusals is the number of permanent KMS refusals a consumer
+	// remembers now (see Options.NegativeTTL).
+	Refusals int
 }
 
 // ErrNotAllowed is returned by a consumer in strict mode for a wrapped key
@@ -63,6 +68,7 @@ type counters struct {
 	calls     atomic.Uint64
 	refreshes atomic.Uint64
 	evictions atomic.Uint64
+	limited   atomic.Uint64
 
 	mu       sync.Mutex
 	failures map[string]uint64
@@ -80,12 +86,13 @@ func (c *counters) fail(err error) {
 
 func (c *counters) stats() Stats {
 	s := Stats{
-		Hits:      c.hits.load(),
-		Misses:    c.misses.Load(),
-		KMSCalls:  c.calls.Load(),
-		Refreshes: c.refreshes.Load(),
-		Evictions: c.evictions.Load(),
-		Failures:  make(map[string]uint64),
+		Hits:        c.hits.load(),
+		Misses:      c.misses.Load(),
+		KMSCalls:    c.calls.Load(),
+		Refreshes:   c.refreshes.Load(),
+		Evictions:   c.evictions.Load(),
+		RateLimited: c.limited.Load(),
+		Failures:    make(map[string]uint64),
 	}
 	c.mu.Lock()
 	for k, v := range c.failures {

@@ -1,0 +1,169 @@
+package keycache_test
+
+import (
+	"context"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ksse-go/ksse/keycache"
+	"github.com/ksse-go/ksse/kmsiface"
+	"github.com/ksse-go/ksse/kmstest"
+)
+
+// TestConsumerTrustsNoKeyByDefault: a consumer given neither AllowedKeyIDs
+// nor InsecureAllowAnyKey unwraps nothing, and asks KMS nothing.
+func TestConsumerTrustsNoKeyByDefault(t *testing.T) {
+	k := kmstest.New()
+	arn := newKey(k)
+	b := binding("orders")
+	c := keycache.NewConsumer(k)
+	defer c.Close()
+	key, _, err := c.Key(context.Background(), wrap(t, k, arn, b), b)
+	require.ErrorIs(t, err, keycache.ErrNotAllowed)
+	require.ErrorContains(t, err, "InsecureAllowAnyKey")
+	require.Nil(t, key)
+	require.Zero(t, k.Calls("Decrypt"))
+	require.True(t, keycache.Permanent(err))
+}
+
+// TestRefusalFlood plays a writer with no KMS rights who puts 5,000 records
+// with random wrapped keys on the stream. Each costs one Decrypt call, and
+// a second pass none; the working key of the consumer is never evicted,
+// even with MaxEntries 1; refusals stay within MaxFailures.
+func TestRefusalFlood(t *testing.T) {
+	ctx := context.Background()
+	for _, maxFailures := range []int{1000, keycache.DefaultMaxFailures} {
+		k := kmstest.New()
+		arn := newKey(k)
+		b := binding("orders")
+		good := wrap(t, k, arn, b)
+		c := keycache.NewConsumer(k, func(o *keycache.Options) {
+			o.AllowedKeyIDs = []string{arn}
+			o.MaxEntries = 1
+			o.MaxFailures = maxFailures
+			o.DecryptRate = -1
+		})
+		first, _, err := c.Key(ctx, good, b)
+		require.NoError(t, err)
+
+		forged := make([][]byte, 5000)
+		for i := range forged {
+			forged[i] = make([]byte, 150)
+			rand.Read(forged[i])
+		}
+		for pass := range 2 {
+			before := k.Calls("Decrypt")
+			for _, wk := range forged {
+				_, _, err := c.Key(ctx, wk, b)
+				require.Error(t, err)
+				require.True(t, keycache.Permanent(err), "%v", err)
+			}
+			calls := k.Calls("Decrypt") - before
+			key, _, err := c.Key(ctx, good, b)
+			require.NoError(t, err)
+			require.Same(t, first, key, "the working key stays")
+			switch {
+			case pass == 0:
+				require.Equal(t, int64(5000), calls)
+			case maxFailures >= len(forged):
+				require.Zero(t, calls, "every refusal remembered")
+			default:
+				// FIFO: the oldest refusals were forgotten, and each of
+				// them pushes out another, so the pass asks again.
+				require.Equal(t, int64(5000), calls)
+			}
+		}
+		st := c.Stats()
+		require.Zero(t, st.Evictions)
+		require.Equal(t, 1, st.Entries)
+		require.Equal(t, min(maxFailures, len(forged)), st.Refusals)
+		t.Logf("MaxFailures %d: %d Decrypt calls for 2 × 5,000 forged records, %d evictions, %d refusals held",
+			maxFailures, k.Calls("Decrypt")-1, st.Evictions, st.Refusals)
+		c.Close()
+	}
+}
+
+// TestDecryptRateLimit: misses spend tokens of a bucket that refills at
+// DecryptRate per second; with none left a miss fails at once with
+// ErrRateLimited and makes no call. Hits and remembered refusals are free.
+func TestDecryptRateLimit(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	k := kmstest.New()
+	arn := newKey(k)
+	b := binding("orders")
+	c := keycache.NewConsumer(k, func(o *keycache.Options) {
+		o.AllowedKeyIDs = []string{arn}
+		o.DecryptRate = 10
+		o.DecryptBurst = 5
+		o.Now = clk.Now
+	})
+	defer c.Close()
+	wks := make([][]byte, 8)
+	for i := range wks {
+		wks[i] = wrap(t, k, arn, b)
+	}
+	for _, wk := range wks[:5] {
+		_, _, err := c.Key(ctx, wk, b)
+		require.NoError(t, err)
+	}
+	_, _, err := c.Key(ctx, []byte("forged"), b)
+	require.ErrorIs(t, err, keycache.ErrRateLimited)
+	require.False(t, keycache.Permanent(err))
+	require.Equal(t, int64(5), k.Calls("Decrypt"))
+	for _, wk := range wks[:5] {
+		_, _, err := c.Key(ctx, wk, b)
+		require.NoError(t, err, "hits are free")
+	}
+	clk.Advance(100 * time.Millisecond) // one token
+	_, _, err = c.Key(ctx, []byte("forged"), b)
+	require.True(t, keycache.IsInvalidCiphertext(err), "%v", err)
+	_, _, err = c.Key(ctx, []byte("forged"), b)
+	require.True(t, keycache.IsInvalidCiphertext(err), "remembered refusals are free")
+	_, _, err = c.Key(ctx, wks[5], b)
+	require.ErrorIs(t, err, keycache.ErrRateLimited)
+	clk.Advance(time.Hour) // refills to the burst, not beyond
+	for _, wk := range wks[5:] {
+		_, _, err := c.Key(ctx, wk, b)
+		require.NoError(t, err)
+	}
+	require.Equal(t, int64(9), k.Calls("Decrypt"))
+	require.Equal(t, uint64(2), c.Stats().RateLimited)
+}
+
+// TestConsumerCached: Cached reports working keys and refusals, and never
+// calls KMS.
+func TestConsumerCached(t *testing.T) {
+	ctx := context.Background()
+	k := kmstest.New()
+	arn := newKey(k)
+	b := binding("orders")
+	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.AllowedKeyIDs = []string{arn} })
+	defer c.Close()
+	wk := wrap(t, k, arn, b)
+	_, _, _, ok := c.Cached(wk, b)
+	require.False(t, ok)
+	_, _, _, ok = c.Cached([]byte("forged"), b)
+	require.False(t, ok)
+	require.Zero(t, k.Calls("Decrypt"))
+
+	want, _, err := c.Key(ctx, wk, b)
+	require.NoError(t, err)
+	_, _, err = c.Key(ctx, []byte("forged"), b)
+	require.Error(t, err)
+	key, keyARN, err, ok := c.Cached(wk, b)
+	require.True(t, ok)
+	require.NoError(t, err)
+	require.Same(t, want, key)
+	require.Equal(t, arn, keyARN)
+	key, _, err, ok = c.Cached([]byte("forged"), b)
+	require.True(t, ok)
+	require.Nil(t, key)
+	require.True(t, keycache.IsInvalidCiphertext(err))
+	var ke *kmsiface.Error
+	require.ErrorAs(t, err, &ke)
+	require.Equal(t, int64(2), k.Calls("Decrypt"))
+}
