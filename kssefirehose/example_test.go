@@ -30,7 +30,7 @@ func Example() {
 		panic(err)
 	}
 	defer enc.Close()
-	dec, err := record.NewDecryptor(kmsClient)
+	dec, err := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{keyARN} })
 	if err != nil {
 		panic(err)
 	}
@@ -72,7 +72,7 @@ func ExampleReader_Next() {
 	_, keyARN := kmsClient.CreateKey("")
 	enc, _ := record.NewEncryptor(kmsClient, keyARN)
 	defer enc.Close()
-	dec, _ := record.NewDecryptor(kmsClient)
+	dec, _ := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{keyARN} })
 	defer dec.Close()
 
 	var object []byte

@@ -37,7 +37,7 @@ func newPair(t testing.TB) (*kmstest.KMS, *record.Encryptor, *record.Decryptor) 
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)
-	dec, err := record.NewDecryptor(k)
+	dec, err := record.NewDecryptor(k, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arn} })
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		enc.Close()
@@ -332,7 +332,7 @@ func TestMotoDirectPutToS3(t *testing.T) {
 	enc, err := record.NewEncryptor(kmsClient, aws.ToString(key.KeyMetadata.Arn))
 	require.NoError(t, err)
 	defer enc.Close()
-	dec, err := record.NewDecryptor(kmsClient)
+	dec, err := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{aws.ToString(key.KeyMetadata.Arn)} })
 	require.NoError(t, err)
 	defer dec.Close()
 

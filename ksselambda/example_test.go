@@ -21,7 +21,7 @@ func ExampleHandler() {
 	_, keyARN := kmsClient.CreateKey("")
 	enc, _ := record.NewEncryptor(kmsClient, keyARN)
 	defer enc.Close()
-	dec, _ := record.NewDecryptor(kmsClient)
+	dec, _ := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{keyARN} })
 	defer dec.Close()
 
 	handle := func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {

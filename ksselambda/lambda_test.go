@@ -29,13 +29,14 @@ type fixture struct {
 	dec *record.Decryptor
 }
 
-func newFixture(t testing.TB, optFns ...func(*record.Options)) *fixture {
+func newFixture(t testing.TB, optFns ...func(*record.DecryptorOptions)) *fixture {
 	t.Helper()
 	k := kmstest.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)
-	dec, err := record.NewDecryptor(k, optFns...)
+	allow := func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arn} }
+	dec, err := record.NewDecryptor(k, append([]func(*record.DecryptorOptions){allow}, optFns...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		enc.Close()
@@ -283,7 +284,7 @@ func TestEventSource(t *testing.T) {
 // TestAllowPlaintext: a Decryptor that allows plaintext passes such records
 // on, marked NONE.
 func TestAllowPlaintext(t *testing.T) {
-	f := newFixture(t, func(o *record.Options) { o.AllowPlaintext = true })
+	f := newFixture(t, func(o *record.DecryptorOptions) { o.AllowPlaintext = true })
 	var r recorder
 	resp, err := ksselambda.Handler(f.dec, r.handle)(context.Background(), events.KinesisEvent{Records: []events.KinesisEventRecord{
 		rawRec(shard0, 1, "old", []byte("written before encryption")),

@@ -85,9 +85,12 @@ func newBIEnv(t *testing.T) *biEnv {
 	var err error
 	e.enc, err = record.NewEncryptor(e.k, e.arn)
 	require.NoError(t, err)
-	e.enc10MiB, err = record.NewEncryptor(e.k, e.arn, func(o *record.Options) { o.MaxRecordSize = record.MaxRecordSizeLimit })
+	e.enc10MiB, err = record.NewEncryptor(e.k, e.arn, func(o *record.EncryptorOptions) { o.MaxRecordSize = record.MaxRecordSizeLimit })
 	require.NoError(t, err)
-	e.dec, err = record.NewDecryptor(e.k, func(o *record.Options) { o.MaxRecordSize = record.MaxRecordSizeLimit })
+	e.dec, err = record.NewDecryptor(e.k, func(o *record.DecryptorOptions) {
+		o.AllowedKeys = []string{e.arn, e.arn2}
+		o.DecryptRate = -1 // the tamper loops unwrap thousands of forged wrapped keys
+	})
 	require.NoError(t, err)
 	t.Cleanup(func() { e.enc.Close(); e.enc10MiB.Close(); e.dec.Close() })
 	return e
@@ -135,7 +138,7 @@ func TestBadInput(t *testing.T) {
 			return err
 		}
 	}
-	newEnc := func(fn func(*record.Options)) func(context.Context) error {
+	newEnc := func(fn func(*record.EncryptorOptions)) func(context.Context) error {
 		return func(context.Context) error {
 			e, err := record.NewEncryptor(env.k, env.arn, fn)
 			if err == nil {
@@ -156,7 +159,7 @@ func TestBadInput(t *testing.T) {
 			defer enc2.Close()
 			r, err := enc2.Encrypt(ctx, "orders", "pk", []byte("x"))
 			require.NoError(t, err)
-			dec, err := record.NewDecryptor(env.k, func(o *record.Options) { o.Cache.AllowedKeyIDs = allowed })
+			dec, err := record.NewDecryptor(env.k, func(o *record.DecryptorOptions) { o.AllowedKeys = allowed })
 			require.NoError(t, err)
 			defer dec.Close()
 			_, err = dec.Decrypt(ctx, "orders", r.Data)
@@ -169,7 +172,7 @@ func TestBadInput(t *testing.T) {
 			require.NoError(t, err)
 			r, err := enc.Encrypt(ctx, "s", "pk", nil)
 			require.NoError(t, err)
-			dec, err := record.NewDecryptor(env.k)
+			dec, err := record.NewDecryptor(env.k, anyKey)
 			require.NoError(t, err)
 			enc.Close()
 			dec.Close()
@@ -187,10 +190,10 @@ func TestBadInput(t *testing.T) {
 			record.ErrInvalidInput, "nil KMS client"},
 		{"NewEncryptor(empty key ID)", func(context.Context) error { _, err := record.NewEncryptor(env.k, ""); return err },
 			record.ErrInvalidInput, "empty KMS key ID"},
-		{"NewDecryptor(nil client)", func(context.Context) error { _, err := record.NewDecryptor(nil); return err },
+		{"NewDecryptor(nil client)", func(context.Context) error { _, err := record.NewDecryptor(nil, anyKey); return err },
 			record.ErrInvalidInput, "nil KMS client"},
-		{"MaxRecordSize -1", newEnc(func(o *record.Options) { o.MaxRecordSize = -1 }), nil, "MaxRecordSize -1 is not between 1 and 10485760"},
-		{"MaxRecordSize 10 MiB + 1", newEnc(func(o *record.Options) { o.MaxRecordSize = 10<<20 + 1 }), nil, "is not between 1 and 10485760"},
+		{"MaxRecordSize -1", newEnc(func(o *record.EncryptorOptions) { o.MaxRecordSize = -1 }), nil, "MaxRecordSize -1 is not between 1 and 10485760"},
+		{"MaxRecordSize 10 MiB + 1", newEnc(func(o *record.EncryptorOptions) { o.MaxRecordSize = 10<<20 + 1 }), nil, "is not between 1 and 10485760"},
 
 		{`stream ""`, encrypt(env.enc, "", "pk", nil), record.ErrInvalidStream, "want 1 to 128 of a-z, A-Z, 0-9, _ . -"},
 		{`stream "bad name"`, encrypt(env.enc, "bad name", "pk", nil), record.ErrInvalidStream, `"bad name"`},

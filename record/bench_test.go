@@ -26,7 +26,7 @@ func benchEncryptor(b *testing.B) (*record.Encryptor, *record.Decryptor) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	dec, err := record.NewDecryptor(k)
+	dec, err := record.NewDecryptor(k, anyKey)
 	if err != nil {
 		b.Fatal(err)
 	}

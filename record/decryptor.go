@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -16,19 +18,23 @@ import (
 // [NewDecryptor] and share it; it is safe for concurrent use.
 type Decryptor struct {
 	cache *keycache.Consumer
-	opts  Options
+	opts  DecryptorOptions
 	bind  bindings
 }
 
 // NewDecryptor returns a Decryptor that unwraps data keys with
-// client.Decrypt. By default it accepts data keys of any KMS key the
-// client's credentials may use; set Options.Cache.AllowedKeyIDs to restrict
-// them (strict mode).
-func NewDecryptor(client kmsiface.Client, optFns ...func(*Options)) (*Decryptor, error) {
+// client.Decrypt. It accepts only the data keys of the KMS keys named in
+// DecryptorOptions.AllowedKeys, and fails without them, unless
+// DecryptorOptions.InsecureAllowAnyKey is set:
+//
+//	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg), func(o *record.DecryptorOptions) {
+//		o.AllowedKeys = []string{"arn:aws:kms:us-east-1:111122223333:key/1234abcd-…"}
+//	})
+func NewDecryptor(client kmsiface.Client, optFns ...func(*DecryptorOptions)) (*Decryptor, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil KMS client", ErrInvalidInput)
 	}
-	var o Options
+	var o DecryptorOptions
 	for _, fn := range optFns {
 		fn(&o)
 	}
@@ -37,6 +43,10 @@ func NewDecryptor(client kmsiface.Client, optFns ...func(*Options)) (*Decryptor,
 	}
 	return &Decryptor{opts: o, cache: keycache.NewConsumer(client, o.cacheOptions)}, nil
 }
+
+// TrustsAnyKey reports whether d was built with InsecureAllowAnyKey and no
+// AllowedKeys.
+func (d *Decryptor) TrustsAnyKey() bool { return len(d.opts.AllowedKeys) == 0 }
 
 // Decrypted is a decrypted record.
 type Decrypted struct {
@@ -106,14 +116,8 @@ func (d *Decryptor) Open(ctx context.Context, dst []byte, s Stream, e *envelope.
 
 func (d *Decryptor) open(ctx context.Context, dst []byte, b *binding, e *envelope.Envelope) ([]byte, int, string, error) {
 	for attempt := 0; ; attempt++ {
-		key, arn, err := d.cache.Key(ctx, e.WrappedKey, b.kb)
+		key, arn, err := d.unwrap(ctx, b, e.WrappedKey)
 		if err != nil {
-			if keycache.IsInvalidCiphertext(err) {
-				// KMS refused the wrapped key for this stream's context:
-				// tampered, or moved from another stream. To the caller that
-				// is one more authentication failure.
-				err = envelope.ErrOpen
-			}
 			return dst, 0, arn, err
 		}
 		out, n, err := key.Open(dst, e)
@@ -124,72 +128,209 @@ func (d *Decryptor) open(ctx context.Context, dst []byte, b *binding, e *envelop
 	}
 }
 
+// unwrap returns the data key of wk for b, from the cache or KMS.
+func (d *Decryptor) unwrap(ctx context.Context, b *binding, wk []byte) (*envelope.Key, string, error) {
+	key, arn, err := d.cache.Key(ctx, wk, b.kb)
+	return key, arn, authFailure(err)
+}
+
+// authFailure turns KMS refusing a wrapped key for the stream's context
+// (tampered, or moved from another stream) into what it is to the caller:
+// one more authentication failure.
+func authFailure(err error) error {
+	if keycache.IsInvalidCiphertext(err) {
+		return envelope.ErrOpen
+	}
+	return err
+}
+
+// DecryptBatch decrypts the records data of one stream (name or ARN), as
+// Decrypt does each, and returns their plaintexts in order: out[i] is
+// data[i] decrypted. It parses each record once and unwraps the distinct
+// data keys of the batch concurrently, at most MaxNewKeysPerBatch of them
+// not already cached, before it opens the records in order.
+//
+// A record that fails is left as the zero Decrypted in out, and err is a
+// *BatchError listing the failed records by index with the reason of each;
+// [IsPermanent] tells the records that will never decrypt from those to
+// retry. err is another error, and out nil, only for an invalid stream.
+func (d *Decryptor) DecryptBatch(ctx context.Context, stream string, data [][]byte) ([]Decrypted, error) {
+	b, err := d.bind.kinesisStream(stream)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Decrypted, len(data))
+	envs := make([]envelope.Envelope, len(data))
+	keyOf := make([]int, len(data)) // index in keys, or -1
+	errs := make([]error, len(data))
+	var keys []unwrapped
+	seen := make(map[string]int)
+	for i, p := range data {
+		keyOf[i] = -1
+		if !envelope.IsEnvelope(p) {
+			if d.opts.AllowPlaintext {
+				out[i] = Decrypted{Data: p}
+			} else {
+				errs[i] = ErrNotEncrypted
+			}
+			continue
+		}
+		e, rest, err := envelope.Parse(p)
+		if err != nil || len(rest) != 0 {
+			errs[i] = envelope.ErrOpen
+			continue
+		}
+		envs[i] = e
+		j, ok := seen[string(e.WrappedKey)]
+		if !ok {
+			j = len(keys)
+			seen[string(e.WrappedKey)] = j
+			keys = append(keys, unwrapped{wk: e.WrappedKey})
+		}
+		keyOf[i] = j
+	}
+	d.unwrapAll(ctx, b, keys)
+
+	var be *BatchError
+	for i := range data {
+		if j := keyOf[i]; j >= 0 && errs[i] == nil {
+			k := &keys[j]
+			if k.err != nil {
+				errs[i] = k.err
+			} else {
+				pt, n, err := k.key.Open(nil, &envs[i])
+				if errors.Is(err, envelope.ErrKeyDestroyed) {
+					pt, n, _, err = d.open(ctx, nil, b, &envs[i])
+				}
+				if err == nil {
+					out[i] = Decrypted{PartitionKey: string(pt[:n]), Data: pt[n:], Encrypted: true, KeyARN: k.arn}
+				}
+				errs[i] = err
+			}
+		}
+		if errs[i] != nil {
+			if be == nil {
+				be = &BatchError{Op: "DecryptBatch"}
+			}
+			be.Failed = append(be.Failed, RecordError{Index: i, Err: errs[i]})
+		}
+	}
+	if be != nil {
+		return out, be
+	}
+	return out, nil
+}
+
+// unwrapped is a distinct wrapped key of a batch, and its data key or
+// error.
+type unwrapped struct {
+	wk  []byte
+	key *envelope.Key
+	arn string
+	err error
+}
+
+// unwrapAll fills in keys: cached answers first, then at most
+// MaxNewKeysPerBatch KMS calls, unwrapFanout at a time. The keys beyond the
+// bound fail with keycache.ErrRateLimited.
+func (d *Decryptor) unwrapAll(ctx context.Context, b *binding, keys []unwrapped) {
+	var pending []*unwrapped
+	for j := range keys {
+		k := &keys[j]
+		key, arn, err, ok := d.cache.Cached(k.wk, b.kb)
+		if ok {
+			k.key, k.arn, k.err = key, arn, authFailure(err)
+			continue
+		}
+		if len(pending) == d.opts.MaxNewKeysPerBatch {
+			k.err = fmt.Errorf("%w: more than %d new wrapped keys in one batch (MaxNewKeysPerBatch)", keycache.ErrRateLimited, d.opts.MaxNewKeysPerBatch)
+			continue
+		}
+		pending = append(pending, k)
+	}
+	if len(pending) == 1 {
+		k := pending[0]
+		k.key, k.arn, k.err = d.unwrap(ctx, b, k.wk)
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(unwrapFanout, len(pending)) {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(pending)) {
+					return
+				}
+				k := pending[i]
+				k.key, k.arn, k.err = d.unwrap(ctx, b, k.wk)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // DecryptRecords decrypts, in place, the records of a GetRecords output
-// read from stream (name or ARN). Each decrypted record gets its plaintext
-// Data and PartitionKey and EncryptionType KMS; a plaintext record passed
-// through (AllowPlaintext) is left as is and marked EncryptionType NONE.
+// read from stream (name or ARN), as DecryptBatch does. Each decrypted
+// record gets its plaintext Data and PartitionKey and EncryptionType KMS; a
+// plaintext record passed through (AllowPlaintext) is left as is and marked
+// EncryptionType NONE.
 //
 // A record that fails is left with nil Data, and DecryptRecords returns a
 // *BatchError listing the failed records by index, with the reason of each;
 // the other records are decrypted. Callers must check the error: a failed
 // record never carries bytes that were not authenticated.
 func (d *Decryptor) DecryptRecords(ctx context.Context, stream string, records []types.Record) error {
-	b, err := d.bind.kinesisStream(stream)
-	if err != nil {
+	data := make([][]byte, len(records))
+	for i := range records {
+		data[i] = records[i].Data
+	}
+	out, err := d.DecryptBatch(ctx, stream, data)
+	if out == nil {
 		return err
 	}
-	var be *BatchError
-	// keyErrs remembers, for this batch, the wrapped keys that KMS failed
-	// to unwrap (throttling, an outage, a disabled key), so that the other
-	// records under the same data key fail at once instead of each making
-	// its own KMS call with retries.
-	var keyErrs map[string]error
-	for i := range records {
-		r := &records[i]
-		var wk []byte
-		if envelope.IsEnvelope(r.Data) {
-			if e, _, err := envelope.Parse(r.Data); err == nil {
-				wk = e.WrappedKey
-			}
-		}
-		dec, err := Decrypted{}, keyErrs[string(wk)]
-		if err == nil {
-			dec, err = d.decrypt(ctx, b, r.Data)
-			if wk != nil && isKeyFailure(err) {
-				if keyErrs == nil {
-					keyErrs = make(map[string]error)
-				}
-				keyErrs[string(wk)] = err
-			}
-		}
-		if err != nil {
-			r.Data = nil
-			if be == nil {
-				be = &BatchError{Op: "DecryptRecords"}
-			}
-			be.Failed = append(be.Failed, RecordError{Index: i, Err: err})
-			continue
-		}
-		if !dec.Encrypted {
-			r.EncryptionType = types.EncryptionTypeNone
-			continue
-		}
-		pk := dec.PartitionKey
-		r.Data, r.PartitionKey, r.EncryptionType = dec.Data, &pk, types.EncryptionTypeKms
+	ApplyDecrypted(records, out, err)
+	if be, ok := err.(*BatchError); ok {
+		be.Op = "DecryptRecords"
 	}
-	if be != nil {
-		return be
-	}
-	return nil
+	return err
 }
 
-// isKeyFailure reports whether err is a failure to obtain the data key (from
-// KMS, strict mode, or the caller's context), which every record under the
-// same wrapped key would meet too.
-func isKeyFailure(err error) bool {
-	var ke *kmsiface.Error
-	return errors.As(err, &ke) || errors.Is(err, keycache.ErrNotAllowed) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+// ApplyDecrypted writes the results of DecryptBatch (out, err) into the
+// records they came from: plaintext Data and PartitionKey and EncryptionType
+// KMS for a decrypted record, EncryptionType NONE for a plaintext one passed
+// through, and nil Data for a failed one.
+func ApplyDecrypted(records []types.Record, out []Decrypted, err error) {
+	failed := make(map[int]bool)
+	if be, ok := err.(*BatchError); ok {
+		for _, f := range be.Failed {
+			failed[f.Index] = true
+		}
+	}
+	for i := range records {
+		r := &records[i]
+		switch dec := out[i]; {
+		case failed[i]:
+			r.Data = nil
+		case !dec.Encrypted:
+			r.EncryptionType = types.EncryptionTypeNone
+		default:
+			pk := dec.PartitionKey
+			r.Data, r.PartitionKey, r.EncryptionType = dec.Data, &pk, types.EncryptionTypeKms
+		}
+	}
+}
+
+// IsPermanent reports whether err, the failure of one record, will recur on
+// every retry, so that a consumer should set the record aside rather than
+// stop on it: not authentic ([envelope.ErrOpen]), not encrypted
+// ([ErrNotEncrypted]), under a key not allowed ([keycache.ErrNotAllowed]),
+// or refused by KMS for access, key state, a missing key or key usage. All
+// of these a writer to the stream can cause at will. Every other failure
+// (throttling, [keycache.ErrRateLimited], KMS 5xx and network errors, an
+// ended context) is transient: retry the record later.
+func IsPermanent(err error) bool {
+	return errors.Is(err, envelope.ErrOpen) || errors.Is(err, ErrNotEncrypted) || keycache.Permanent(err)
 }
 
 // Stats returns the counters of the Decryptor's key cache.

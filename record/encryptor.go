@@ -20,7 +20,7 @@ type Encryptor struct {
 	client kmsiface.Client
 	cache  *keycache.Producer
 	keyID  atomic.Pointer[string]
-	opts   Options
+	opts   EncryptorOptions
 	bind   bindings
 
 	statusMu sync.Mutex
@@ -30,14 +30,14 @@ type Encryptor struct {
 // NewEncryptor returns an Encryptor that seals records under data keys of
 // the KMS key keyID (key ID, key ARN, alias name or alias ARN), fetched with
 // client.GenerateDataKey. The key is not contacted until the first record.
-func NewEncryptor(client kmsiface.Client, keyID string, optFns ...func(*Options)) (*Encryptor, error) {
+func NewEncryptor(client kmsiface.Client, keyID string, optFns ...func(*EncryptorOptions)) (*Encryptor, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil KMS client", ErrInvalidInput)
 	}
 	if keyID == "" {
 		return nil, fmt.Errorf("%w: empty KMS key ID", ErrInvalidInput)
 	}
-	var o Options
+	var o EncryptorOptions
 	for _, fn := range optFns {
 		fn(&o)
 	}

@@ -38,8 +38,11 @@ func Example() {
 	fmt.Println("on the wire: partition key", r.PartitionKey, "hash key", r.ExplicitHashKey)
 	fmt.Println("envelope overhead:", len(r.Data)-len("customer-42")-len(`{"order":1}`)-len(e.WrappedKey))
 
-	// The consumer may name the stream by ARN.
-	dec, err := record.NewDecryptor(kms)
+	// The consumer trusts the producer's KMS key, and may name the stream
+	// by ARN.
+	dec, err := record.NewDecryptor(kms, func(o *record.DecryptorOptions) {
+		o.AllowedKeys = []string{keyARN}
+	})
 	if err != nil {
 		panic(err)
 	}
@@ -127,7 +130,9 @@ func ExampleDecryptor_DecryptRecords() {
 		panic(err)
 	}
 	defer enc.Close()
-	dec, err := record.NewDecryptor(kms)
+	dec, err := record.NewDecryptor(kms, func(o *record.DecryptorOptions) {
+		o.AllowedKeys = []string{keyARN}
+	})
 	if err != nil {
 		panic(err)
 	}

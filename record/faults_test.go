@@ -285,7 +285,7 @@ func TestKMSFaultsProducer(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, 1, kin.calls())
 			noPlaintextSent(t, kin, in)
-			dec, err := record.NewDecryptor(e.client)
+			dec, err := record.NewDecryptor(e.client, anyKey)
 			require.NoError(t, err)
 			defer dec.Close()
 			d, err := dec.Decrypt(context.Background(), "orders", kin.reqs[0].Records[3].Data)
@@ -336,7 +336,11 @@ func TestKMSFaultsConsumer(t *testing.T) {
 				}
 				return recs
 			}
-			dec, err := record.NewDecryptor(e.client)
+			clock := newFltClock()
+			dec, err := record.NewDecryptor(e.client, func(o *record.DecryptorOptions) {
+				o.AllowedKeys = []string{e.arn, arnB}
+				o.Now = clock.Now
+			})
 			require.NoError(t, err)
 			defer dec.Close()
 			_, err = dec.Decrypt(ctx, "orders", data[1]) // B's key cached
@@ -368,10 +372,17 @@ func TestKMSFaultsConsumer(t *testing.T) {
 			recovery := "cannot clear: A's records are lost, as with SSE"
 			if f.clear != nil {
 				f.clear(e, e.keyID)
+				recovery = "all 4 decrypt, same Decryptor"
+				if record.IsPermanent(be.Failed[0].Err) {
+					// A refusal is remembered for NegativeTTL.
+					recs = batch()
+					require.Error(t, dec.DecryptRecords(ctx, "orders", recs))
+					clock.Advance(keycache.DefaultNegativeTTL)
+					recovery = "all 4 decrypt after NegativeTTL, same Decryptor"
+				}
 				recs = batch()
 				require.NoError(t, dec.DecryptRecords(ctx, "orders", recs))
 				require.Equal(t, "payload-0", string(recs[0].Data))
-				recovery = "all 4 decrypt, same Decryptor"
 			} else {
 				recs = batch()
 				require.ErrorIs(t, dec.DecryptRecords(ctx, "orders", recs), kmsiface.ErrKeyNotFound)
@@ -391,7 +402,7 @@ func TestRefreshAheadRidesOutOutage(t *testing.T) {
 	t.Run("shorter than the remaining TTL", func(t *testing.T) {
 		e := newFltEnv(t)
 		clock := newFltClock()
-		enc, err := record.NewEncryptor(e.client, e.arn, func(o *record.Options) { o.Cache.Now = clock.Now })
+		enc, err := record.NewEncryptor(e.client, e.arn, func(o *record.EncryptorOptions) { o.Cache.Now = clock.Now })
 		require.NoError(t, err)
 		defer enc.Close()
 		kin := &fltKinesis{}
@@ -433,7 +444,7 @@ func TestRefreshAheadRidesOutOutage(t *testing.T) {
 	t.Run("longer than the remaining TTL", func(t *testing.T) {
 		e := newFltEnv(t)
 		clock := newFltClock()
-		enc, err := record.NewEncryptor(e.client, e.arn, func(o *record.Options) { o.Cache.Now = clock.Now })
+		enc, err := record.NewEncryptor(e.client, e.arn, func(o *record.EncryptorOptions) { o.Cache.Now = clock.Now })
 		require.NoError(t, err)
 		defer enc.Close()
 		kin := &fltKinesis{}
@@ -471,14 +482,13 @@ func TestCacheStorm(t *testing.T) {
 	e := newFltEnv(t)
 	e.k.SetLatency(50 * time.Millisecond)
 	clock := newFltClock()
-	opts := func(o *record.Options) {
+	enc, err := record.NewEncryptor(e.client, e.arn, func(o *record.EncryptorOptions) {
 		o.Cache.Now = clock.Now
 		o.Cache.RefreshAhead = -1 // so that the producer's key expires
-	}
-	enc, err := record.NewEncryptor(e.client, e.arn, opts)
+	})
 	require.NoError(t, err)
 	defer enc.Close()
-	dec, err := record.NewDecryptor(e.client, opts)
+	dec, err := record.NewDecryptor(e.client, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{e.arn}; o.Now = clock.Now })
 	require.NoError(t, err)
 	defer dec.Close()
 	ctx := context.Background()

@@ -299,7 +299,7 @@ func TestIntegration(t *testing.T) {
 	t.Run("Decrypt", func(t *testing.T) {
 		// One consumer names the stream by ARN, one by name.
 		for _, stream := range []string{encStream.arn, encStream.name} {
-			dec, err := record.NewDecryptor(kmsClient)
+			dec, err := record.NewDecryptor(kmsClient, anyKey)
 			require.NoError(t, err)
 			defer dec.Close()
 			got := 0
@@ -347,7 +347,7 @@ func TestIntegration(t *testing.T) {
 			{"other key", []string{otherARN1}, kmsiface.ErrAccessDenied},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				dec, err := record.NewDecryptor(kmsClient, func(o *record.Options) { o.Cache.AllowedKeyIDs = tc.allowed })
+				dec, err := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) { o.AllowedKeys = tc.allowed })
 				require.NoError(t, err)
 				defer dec.Close()
 				rs := cloneRecords(some)
@@ -385,7 +385,7 @@ func TestIntegration(t *testing.T) {
 			require.NoError(t, err)
 			copied[seqKey(out.ShardId, out.SequenceNumber)] = true
 		}
-		dec, err := record.NewDecryptor(kmsClient, func(o *record.Options) { o.AllowPlaintext = true })
+		dec, err := record.NewDecryptor(kmsClient, anyKey, func(o *record.DecryptorOptions) { o.AllowPlaintext = true })
 		require.NoError(t, err)
 		defer dec.Close()
 		var found int

@@ -206,7 +206,7 @@ func TestEncryptorKeyStates(t *testing.T) {
 			enc, err := record.NewEncryptor(client, keyID)
 			require.NoError(t, err)
 			defer enc.Close()
-			dec, err := record.NewDecryptor(client)
+			dec, err := record.NewDecryptor(client, anyKey)
 			require.NoError(t, err)
 			defer dec.Close()
 			kin := &captureKinesis{}
@@ -283,7 +283,7 @@ func TestEncryptorKeyDisabledWhileWarm(t *testing.T) {
 	k, client := httpKMS(t)
 	_, arn := k.CreateKey("")
 	clk := newTestClock()
-	enc, err := record.NewEncryptor(client, arn, func(o *record.Options) { o.Cache.Now = clk.Now })
+	enc, err := record.NewEncryptor(client, arn, func(o *record.EncryptorOptions) { o.Cache.Now = clk.Now })
 	require.NoError(t, err)
 	defer enc.Close()
 	kin := &captureKinesis{}
@@ -403,7 +403,11 @@ func TestDecryptorKeyStates(t *testing.T) {
 			}
 			tc.fault(k, arnA)
 
-			dec, err := record.NewDecryptor(client)
+			clk := newTestClock()
+			dec, err := record.NewDecryptor(client, func(o *record.DecryptorOptions) {
+				o.AllowedKeys = []string{arnA, arnB}
+				o.Now = clk.Now
+			})
 			require.NoError(t, err)
 			defer dec.Close()
 			recs := cloneRecords(raw)
@@ -432,6 +436,12 @@ func TestDecryptorKeyStates(t *testing.T) {
 				return
 			}
 			tc.clear(k, arnA)
+			if record.IsPermanent(be.Failed[0].Err) {
+				// A refusal is remembered for NegativeTTL.
+				require.Error(t, dec.DecryptRecords(ctx, "orders", recs))
+				clk.Advance(keycache.DefaultNegativeTTL)
+				recs = cloneRecords(raw)
+			}
 			require.NoError(t, dec.DecryptRecords(ctx, "orders", recs))
 			for i, r := range recs {
 				require.Equal(t, fmt.Sprintf("secret-payload-%d", i), string(r.Data))
@@ -448,11 +458,10 @@ func TestDecryptorKeyDisabledWhileWarm(t *testing.T) {
 	k, client := httpKMS(t)
 	_, arn := k.CreateKey("")
 	clk := newTestClock()
-	withClock := func(o *record.Options) { o.Cache.Now = clk.Now }
-	enc, err := record.NewEncryptor(client, arn, withClock)
+	enc, err := record.NewEncryptor(client, arn, func(o *record.EncryptorOptions) { o.Cache.Now = clk.Now })
 	require.NoError(t, err)
 	defer enc.Close()
-	dec, err := record.NewDecryptor(client, withClock)
+	dec, err := record.NewDecryptor(client, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arn}; o.Now = clk.Now })
 	require.NoError(t, err)
 	defer dec.Close()
 
@@ -483,7 +492,7 @@ func TestDecryptorMovedRecord(t *testing.T) {
 	enc, err := record.NewEncryptor(client, arn)
 	require.NoError(t, err)
 	defer enc.Close()
-	dec, err := record.NewDecryptor(client)
+	dec, err := record.NewDecryptor(client, anyKey)
 	require.NoError(t, err)
 	defer dec.Close()
 

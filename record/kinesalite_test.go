@@ -41,7 +41,7 @@ func TestKinesaliteLimits(t *testing.T) {
 	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)
 	defer enc.Close()
-	dec, err := record.NewDecryptor(k)
+	dec, err := record.NewDecryptor(k, anyKey)
 	require.NoError(t, err)
 	defer dec.Close()
 

@@ -44,16 +44,15 @@ func TestKMSCallsPerHour(t *testing.T) {
 	clock := newFakeClock()
 	k := kmstest.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
-	withClock := func(o *record.Options) { o.Cache.Now = clock.Now }
 
 	encs := make([]*record.Encryptor, producers)
 	for i := range encs {
 		var err error
-		encs[i], err = record.NewEncryptor(k, arn, withClock)
+		encs[i], err = record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) { o.Cache.Now = clock.Now })
 		require.NoError(t, err)
 		defer encs[i].Close()
 	}
-	dec, err := record.NewDecryptor(k, withClock)
+	dec, err := record.NewDecryptor(k, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arn}; o.Now = clock.Now })
 	require.NoError(t, err)
 	defer dec.Close()
 

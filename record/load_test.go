@@ -61,7 +61,7 @@ func TestLoad(t *testing.T) {
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)
-	dec, err := record.NewDecryptor(k)
+	dec, err := record.NewDecryptor(k, anyKey)
 	require.NoError(t, err)
 	ctx := context.Background()
 
@@ -136,10 +136,9 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 	k := kmstest.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	clock := newFltClock()
-	opts := func(o *record.Options) { o.Cache.Now = clock.Now }
-	enc, err := record.NewEncryptor(k, arn, opts)
+	enc, err := record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) { o.Cache.Now = clock.Now })
 	require.NoError(t, err)
-	dec, err := record.NewDecryptor(k, opts)
+	dec, err := record.NewDecryptor(k, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arn}; o.Now = clock.Now })
 	require.NoError(t, err)
 	ctx := context.Background()
 	r, err := enc.Encrypt(ctx, "orders", "pk", []byte("x"))

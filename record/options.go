@@ -2,8 +2,12 @@ package record
 
 import (
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/ksse-go/ksse/keycache"
 )
@@ -31,9 +35,9 @@ const (
 // is done by the ExplicitHashKey.
 const OutboundPartitionKey = "ksse"
 
-// Options configure an [Encryptor] or a [Decryptor]. The zero value of every
-// field selects its documented default.
-type Options struct {
+// EncryptorOptions configure an [Encryptor]. The zero value of every field
+// selects its documented default.
+type EncryptorOptions struct {
 	// MaxRecordSize is the stream's record limit, applied to the encrypted
 	// record (envelope plus outbound partition key). Default 1 MiB; at most
 	// 10 MiB, for streams configured for larger records.
@@ -43,14 +47,9 @@ type Options struct {
 	// 5 MiB, or MaxRecordSize if that is larger.
 	MaxPutRecordsSize int
 
-	// AllowPlaintext lets a Decryptor pass through records that are not
-	// envelopes, marked with EncryptionType NONE, as Kinesis does for
-	// records written before server-side encryption was enabled. By
-	// default such records are rejected with ErrNotEncrypted.
-	AllowPlaintext bool
-
-	// Cache configures the key cache (TTL, size bound, strict mode with
-	// AllowedKeyIDs, clock, KMS call options). See keycache.Options.
+	// Cache configures the data key cache: TTL, refresh-ahead, records and
+	// bytes per key, clock, KMS call options. See keycache.Options; its
+	// consumer fields are ignored.
 	Cache keycache.Options
 
 	// KinesisOptions are applied to every Kinesis call the Encryptor
@@ -58,7 +57,7 @@ type Options struct {
 	KinesisOptions []func(*kinesis.Options)
 }
 
-func (o *Options) resolve() error {
+func (o *EncryptorOptions) resolve() error {
 	if o.MaxRecordSize == 0 {
 		o.MaxRecordSize = DefaultMaxRecordSize
 	}
@@ -71,4 +70,113 @@ func (o *Options) resolve() error {
 	return nil
 }
 
-func (o *Options) cacheOptions(c *keycache.Options) { *c = o.Cache }
+func (o *EncryptorOptions) cacheOptions(c *keycache.Options) { *c = o.Cache }
+
+// Defaults of [DecryptorOptions].
+const (
+	// DefaultMaxNewKeysPerBatch is how many wrapped keys that are not in the
+	// cache one batch may unwrap.
+	DefaultMaxNewKeysPerBatch = 128
+	// unwrapFanout is how many KMS Decrypt calls one batch makes at once.
+	unwrapFanout = 16
+)
+
+// DecryptorOptions configure a [Decryptor]. The zero value of every field
+// but AllowedKeys selects its documented default.
+type DecryptorOptions struct {
+	// AllowedKeys lists the KMS keys whose data keys the Decryptor accepts,
+	// as key ARNs (arn:aws:kms:REGION:ACCOUNT:key/ID), which is how KMS
+	// names the key of a wrapped key. A key ID or an alias is refused: it
+	// would match no record. With one key, it is also sent as the KeyId of
+	// every Decrypt call, so KMS itself refuses other keys. Required, unless
+	// InsecureAllowAnyKey is set.
+	AllowedKeys []string
+
+	// InsecureAllowAnyKey accepts the data keys of any KMS key that the
+	// Decryptor's credentials may decrypt with. Records are then only as
+	// authentic as those credentials are narrow: anyone who can write to
+	// the stream and use such a key (another team's, or another account's
+	// with an open key policy) can forge records. For tools that discover
+	// keys, never for consumers that act on the data.
+	InsecureAllowAnyKey bool
+
+	// AllowPlaintext passes through records that are not envelopes, marked
+	// with EncryptionType NONE, as Kinesis does for records written before
+	// server-side encryption was enabled. By default they are rejected with
+	// ErrNotEncrypted.
+	AllowPlaintext bool
+
+	// MaxNewKeysPerBatch bounds the wrapped keys not in the cache that one
+	// batch (DecryptBatch, DecryptRecords) unwraps. Records under further
+	// new keys fail at once with keycache.ErrRateLimited, a transient error.
+	// Default 128.
+	MaxNewKeysPerBatch int
+
+	// TTL is how long an unwrapped key is kept, from its creation. Default
+	// 5 minutes.
+	TTL time.Duration
+	// MaxEntries bounds the unwrapped keys held. Default 10,000.
+	MaxEntries int
+	// NegativeTTL is how long a permanent KMS refusal is remembered.
+	// Default 1 minute.
+	NegativeTTL time.Duration
+	// MaxFailures bounds the refusals remembered. Default 10,000.
+	MaxFailures int
+	// DecryptRate and DecryptBurst bound the KMS Decrypt calls made on
+	// cache misses: DecryptRate calls a second, DecryptBurst at once.
+	// Defaults 50 and 256. A negative DecryptRate lifts the limit.
+	DecryptRate  float64
+	DecryptBurst int
+	// CallTimeout bounds each KMS call. Default 30 s.
+	CallTimeout time.Duration
+	// KMSOptions are passed to every KMS call.
+	KMSOptions []func(*kms.Options)
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+}
+
+func (o *DecryptorOptions) resolve() error {
+	if len(o.AllowedKeys) == 0 && !o.InsecureAllowAnyKey {
+		return fmt.Errorf("%w: a Decryptor needs AllowedKeys, the ARNs of the KMS keys it trusts (or InsecureAllowAnyKey, to trust any key its credentials can use)", ErrInvalidInput)
+	}
+	for _, k := range o.AllowedKeys {
+		if !IsKeyARN(k) {
+			return fmt.Errorf("%w: AllowedKeys entry %q is not a key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID): KMS names keys by ARN, so it would match no record; resolve it with KMS DescribeKey", ErrInvalidInput, k)
+		}
+	}
+	if o.MaxNewKeysPerBatch < 0 {
+		return fmt.Errorf("%w: negative MaxNewKeysPerBatch", ErrInvalidInput)
+	}
+	if o.MaxNewKeysPerBatch == 0 {
+		o.MaxNewKeysPerBatch = DefaultMaxNewKeysPerBatch
+	}
+	o.AllowedKeys = slices.Clone(o.AllowedKeys)
+	return nil
+}
+
+func (o *DecryptorOptions) cacheOptions(c *keycache.Options) {
+	*c = keycache.Options{
+		TTL:                 o.TTL,
+		MaxEntries:          o.MaxEntries,
+		CallTimeout:         o.CallTimeout,
+		AllowedKeyIDs:       o.AllowedKeys,
+		InsecureAllowAnyKey: o.InsecureAllowAnyKey,
+		NegativeTTL:         o.NegativeTTL,
+		MaxFailures:         o.MaxFailures,
+		DecryptRate:         o.DecryptRate,
+		DecryptBurst:        o.DecryptBurst,
+		KMSOptions:          o.KMSOptions,
+		Now:                 o.Now,
+	}
+}
+
+// IsKeyARN reports whether s is the ARN of a KMS key
+// (arn:PARTITION:kms:REGION:ACCOUNT:key/ID), not of an alias.
+func IsKeyARN(s string) bool {
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[1] == "" || parts[2] != "kms" || parts[3] == "" || parts[4] == "" {
+		return false
+	}
+	id, ok := strings.CutPrefix(parts[5], "key/")
+	return ok && id != "" && !strings.ContainsAny(id, "/: ")
+}

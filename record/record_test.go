@@ -21,13 +21,20 @@ import (
 	"github.com/ksse-go/ksse/record"
 )
 
-func newPair(t testing.TB, optFns ...func(*record.Options)) (*kmstest.KMS, string, *record.Encryptor, *record.Decryptor) {
+// anyKey makes a Decryptor trust every KMS key and lifts its KMS rate
+// limit, for the tests that are about neither.
+func anyKey(o *record.DecryptorOptions) { o.InsecureAllowAnyKey = true; o.DecryptRate = -1 }
+
+// newPair returns a fake KMS with one key, and an Encryptor and a Decryptor
+// (allowing that key) of it.
+func newPair(t testing.TB, decFns ...func(*record.DecryptorOptions)) (*kmstest.KMS, string, *record.Encryptor, *record.Decryptor) {
 	t.Helper()
 	k := kmstest.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
-	enc, err := record.NewEncryptor(k, arn, optFns...)
+	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)
-	dec, err := record.NewDecryptor(k, optFns...)
+	allow := func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arn} }
+	dec, err := record.NewDecryptor(k, append([]func(*record.DecryptorOptions){allow}, decFns...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { enc.Close(); dec.Close() })
 	return k, arn, enc, dec
@@ -67,7 +74,7 @@ func TestPlaintextRecords(t *testing.T) {
 	_, err := dec.Decrypt(ctx, "s", []byte(`{"plain":true}`))
 	require.ErrorIs(t, err, record.ErrNotEncrypted)
 
-	_, _, _, lax := newPair(t, func(o *record.Options) { o.AllowPlaintext = true })
+	_, _, _, lax := newPair(t, func(o *record.DecryptorOptions) { o.AllowPlaintext = true })
 	d, err := lax.Decrypt(ctx, "s", []byte(`{"plain":true}`))
 	require.NoError(t, err)
 	require.False(t, d.Encrypted)
@@ -200,7 +207,10 @@ func TestDecryptRecords(t *testing.T) {
 
 func TestSetKeyID(t *testing.T) {
 	ctx := context.Background()
-	k, arn1, enc, dec := newPair(t)
+	k, arn1, enc, _ := newPair(t)
+	dec, err := record.NewDecryptor(k, anyKey)
+	require.NoError(t, err)
+	defer dec.Close()
 	r1, err := enc.Encrypt(ctx, "s", "pk", []byte("under key 1"))
 	require.NoError(t, err)
 
@@ -282,7 +292,7 @@ func TestDecryptRecordsOneKMSCallPerFailingKey(t *testing.T) {
 		recs = append(recs, types.Record{Data: r.Data})
 	}
 	require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStateDisabled))
-	dec, err := record.NewDecryptor(k)
+	dec, err := record.NewDecryptor(k, anyKey)
 	require.NoError(t, err)
 	defer dec.Close()
 	before := k.Calls("Decrypt")
@@ -311,7 +321,7 @@ func TestDecryptRecordsAfterContextEnds(t *testing.T) {
 		require.NoError(t, enc.Close())
 		recs = append(recs, types.Record{Data: r.Data})
 	}
-	dec, err := record.NewDecryptor(k)
+	dec, err := record.NewDecryptor(k, anyKey)
 	require.NoError(t, err)
 	defer dec.Close()
 	_, err = dec.Decrypt(context.Background(), "s", cached.Data)
@@ -387,9 +397,12 @@ func TestOpenInvalidEnvelope(t *testing.T) {
 // MaxBytesPerKey is a caller mistake like an oversized record: reported
 // before any KMS call, the other entries ErrNotSent.
 func TestPutRecordsMaxBytesPerKey(t *testing.T) {
-	k, _, enc, _ := newPair(t, func(o *record.Options) { o.Cache.MaxBytesPerKey = 100 })
+	k, arn, _, _ := newPair(t)
+	enc, err := record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) { o.Cache.MaxBytesPerKey = 100 })
+	require.NoError(t, err)
+	defer enc.Close()
 	f := &fakeKinesis{}
-	_, err := enc.PutRecords(context.Background(), f, &kinesis.PutRecordsInput{StreamName: aws.String("orders"), Records: []types.PutRecordsRequestEntry{
+	_, err = enc.PutRecords(context.Background(), f, &kinesis.PutRecordsInput{StreamName: aws.String("orders"), Records: []types.PutRecordsRequestEntry{
 		{PartitionKey: aws.String("a"), Data: make([]byte, 10)},
 		{PartitionKey: aws.String("b"), Data: make([]byte, 200)},
 		{PartitionKey: aws.String("c"), Data: make([]byte, 10)},

@@ -72,8 +72,9 @@ func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg), func(o *record.Options) {
-		o.Cache = keycache.Options{AllowedKeyIDs: keyARNs}
+	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg), func(o *record.DecryptorOptions) {
+		o.AllowedKeys = keyARNs
+		o.InsecureAllowAnyKey = len(keyARNs) == 0 // TODO(issue 9): --any-key
 	})
 	if err != nil {
 		return err

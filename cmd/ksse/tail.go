@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
-	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -78,9 +77,10 @@ func cmdTail(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg), func(o *record.Options) {
+	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg), func(o *record.DecryptorOptions) {
 		o.AllowPlaintext = *allowPlaintext
-		o.Cache = keycache.Options{AllowedKeyIDs: keyARNs}
+		o.AllowedKeys = keyARNs
+		o.InsecureAllowAnyKey = len(keyARNs) == 0 // TODO(issue 9): --any-key
 	})
 	if err != nil {
 		return err
