@@ -77,8 +77,9 @@ type Options struct {
 	// Refusals are held apart from working keys, so they never evict one.
 	NegativeTTL time.Duration
 
-	// MaxFailures bounds the refusals a consumer remembers. Default 10,000
-	// (about 150 bytes each: a SHA-256 of the wrapped key, not the key).
+	// MaxFailures bounds the refusals a consumer remembers. Default 10,000.
+	// Each takes about 750 bytes (a SHA-256 of the wrapped key, not the
+	// key, and the error KMS returned), whatever the wrapped key's size.
 	// The oldest is forgotten first.
 	MaxFailures int
 

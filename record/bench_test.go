@@ -26,7 +26,7 @@ func benchEncryptor(b *testing.B) (*record.Encryptor, *record.Decryptor) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	dec, err := record.NewDecryptor(k, anyKey)
+	dec, err := record.NewDecryptor(k, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arn} })
 	if err != nil {
 		b.Fatal(err)
 	}
