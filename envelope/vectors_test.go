@@ -23,8 +23,8 @@ import (
 )
 
 // The vectors are written by envelope/internal/vecgen (go run
-// ./envelope/internal/vecgen), which documents their format; its test checks
-// that the files are its output.
+// ./envelope/internal/vecgen); FORMAT.md, "Test vectors", specifies their
+// format. vecgen's test checks that the files are its output.
 const (
 	vecPinned = "testdata/v1-pinned.txt"
 	vecGlob   = "testdata/vectors/*.txt"

@@ -15,28 +15,16 @@
 // specification. Negative vectors are derived from positive ones by flipping
 // bits in every region, truncating, rewriting lengths and version, appending
 // bytes, and by forging envelopes that authenticate but break a rule of
-// Open (partition key length, reserved nonce).
+// Parse or Open (magic, version, partition key length, reserved nonce).
 //
 // # File format
 //
-// Each vector is a text file: a header of "key: value" lines, a blank line,
-// and the envelope in base64 (standard alphabet, padded), in lines of 64
-// characters. The header keys are:
-//
-//	expect         success or failure
-//	stage          for a failure, the first step that must reject the record:
-//	               parse (Parse fails), trailing (Parse succeeds but bytes
-//	               follow the envelope, so it is not one record) or open
-//	               (Parse consumes exactly the input, Open fails)
-//	data key       hex, the plaintext data key the consumer holds
-//	wrapped key    hex, the wrapped key the consumer holds (the envelope may
-//	               carry another one)
-//	ad             the associated data (stream identity) the consumer uses
-//	partition key  hex, for a success
-//	payload        hex, for a success with a payload of at most 4 KiB
-//	payload size   for a success with a larger payload: its size
-//	payload sha256 and the hex SHA-256 of it
-//	comment        what the vector tests
+// FORMAT.md, "Test vectors", specifies the files and what a decoder does with
+// each: a header of "key: value" lines (expect, stage, data key, wrapped key,
+// ad, partition key, payload or payload size and payload sha256, comment), an
+// empty line, and the record in base64 (standard alphabet, padded) in lines
+// of 64 characters. Python and Node decoders read them: add vectors, never
+// change the format.
 //
 // v1-pinned.txt is a version 1 envelope that every release must open; its
 // SHA-256 is also fixed in envelope/vectors_test.go, so that the file cannot
