@@ -7,12 +7,15 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/require"
 
@@ -20,8 +23,8 @@ import (
 )
 
 // The vectors are written by envelope/internal/vecgen (go run
-// ./envelope/internal/vecgen), which documents their format; its test checks
-// that the files are its output.
+// ./envelope/internal/vecgen); FORMAT.md, "Test vectors", specifies their
+// format. vecgen's test checks that the files are its output.
 const (
 	vecPinned = "testdata/v1-pinned.txt"
 	vecGlob   = "testdata/vectors/*.txt"
@@ -234,4 +237,73 @@ func TestPinnedVector(t *testing.T) {
 	require.Equal(t, "success", v.expect)
 	runVector(t, v, false)
 	runVector(t, v, true)
+}
+
+// errMore is what the input of a Reader returns after the bytes it was given
+// in TestVectorsReader: the Reader asked for more.
+var errMore = errors.New("more bytes wanted")
+
+// headerOnly is the verdict a streaming reader must reach on the 26 header
+// bytes alone (FORMAT.md, "Parsing rules" 2: lengths are checked before
+// anything else is read), for the vectors that tell the length bounds apart
+// from rule 3. body-length-max and body-length-max+1 are the pair for the
+// upper bound of the body length: Parse rejects both, the first because the
+// input is short, the second by the bound.
+var headerOnly = map[string]bool{ // true: rejected
+	"body-length-29":            true,
+	"body-length-max+1":         true,
+	"body-length-ffffffff":      true,
+	"wrapped-key-length-0":      true,
+	"wrapped-key-length-6145":   true,
+	"wrapped-key-length-ffff":   true,
+	"body-length-max":           false,
+	"body-length-plus-1":        false,
+	"wrapped-key-length-plus-1": false,
+}
+
+// TestVectorsReader reads every vector with envelope.Reader: it must split
+// what Parse splits and reject what Parse rejects, and reject a header with
+// lengths out of bounds before it reads past the header.
+func TestVectorsReader(t *testing.T) {
+	vs := loadVectors(t)
+	named := 0
+	for _, v := range vs {
+		name := strings.TrimSuffix(filepath.Base(v.file), ".txt")
+		r := envelope.NewReader(bytes.NewReader(v.envelope))
+		e, off, err := r.Next()
+		switch {
+		case len(v.envelope) == 0:
+			require.ErrorIs(t, err, io.EOF, name)
+		case v.stage == "parse":
+			require.ErrorIs(t, err, envelope.ErrMalformed, name)
+		default:
+			require.NoError(t, err, name)
+			require.Zero(t, off, name)
+			pe, _, err := envelope.Parse(v.envelope)
+			require.NoError(t, err, name)
+			require.Equal(t, pe, e, name)
+			_, _, err = r.Next()
+			if v.stage == "trailing" {
+				require.NotErrorIs(t, err, io.EOF, "%s: bytes follow the envelope", name)
+			} else {
+				require.ErrorIs(t, err, io.EOF, name)
+			}
+		}
+
+		if len(v.envelope) < envelope.HeaderSize {
+			continue
+		}
+		hr := envelope.NewReader(io.MultiReader(bytes.NewReader(v.envelope[:envelope.HeaderSize]), iotest.ErrReader(errMore)))
+		_, _, err = hr.Next()
+		rejected := errors.Is(err, envelope.ErrMalformed)
+		require.True(t, rejected || errors.Is(err, errMore), "%s: %v", name, err)
+		if rejected {
+			require.Equal(t, "parse", v.stage, "%s: the header alone was rejected", name)
+		}
+		if want, ok := headerOnly[name]; ok {
+			named++
+			require.Equal(t, want, rejected, "%s: header alone rejected", name)
+		}
+	}
+	require.Equal(t, len(headerOnly), named, "vectors of headerOnly missing")
 }

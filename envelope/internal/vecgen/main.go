@@ -15,28 +15,16 @@
 // specification. Negative vectors are derived from positive ones by flipping
 // bits in every region, truncating, rewriting lengths and version, appending
 // bytes, and by forging envelopes that authenticate but break a rule of
-// Open (partition key length, reserved nonce).
+// Parse or Open (magic, version, partition key length, reserved nonce).
 //
 // # File format
 //
-// Each vector is a text file: a header of "key: value" lines, a blank line,
-// and the envelope in base64 (standard alphabet, padded), in lines of 64
-// characters. The header keys are:
-//
-//	expect         success or failure
-//	stage          for a failure, the first step that must reject the record:
-//	               parse (Parse fails), trailing (Parse succeeds but bytes
-//	               follow the envelope, so it is not one record) or open
-//	               (Parse consumes exactly the input, Open fails)
-//	data key       hex, the plaintext data key the consumer holds
-//	wrapped key    hex, the wrapped key the consumer holds (the envelope may
-//	               carry another one)
-//	ad             the associated data (stream identity) the consumer uses
-//	partition key  hex, for a success
-//	payload        hex, for a success with a payload of at most 4 KiB
-//	payload size   for a success with a larger payload: its size
-//	payload sha256 and the hex SHA-256 of it
-//	comment        what the vector tests
+// FORMAT.md, "Test vectors", specifies the files and what a decoder does with
+// each: a header of "key: value" lines (expect, stage, data key, wrapped key,
+// ad, partition key, payload or payload size and payload sha256, comment), an
+// empty line, and the record in base64 (standard alphabet, padded) in lines
+// of 64 characters. Python and Node decoders read them: add vectors, never
+// change the format.
 //
 // v1-pinned.txt is a version 1 envelope that every release must open; its
 // SHA-256 is also fixed in envelope/vectors_test.go, so that the file cannot
@@ -230,6 +218,9 @@ type record struct {
 	// lengthField, if not nil, is the partition key length sealed in place
 	// of len(pk).
 	lengthField *uint16
+	// magicField, if not empty, is written (and authenticated) in place of
+	// the magic and version.
+	magicField string
 }
 
 // newRecord returns a record with the key material, salt and nonce derived
@@ -269,6 +260,9 @@ func (r *record) seal() []byte {
 
 	bodyLen := len(spk) + nonceSize + len(r.payload) + tagSize
 	env := []byte(magic)
+	if r.magicField != "" {
+		env = []byte(r.magicField)
+	}
 	env = binary.BigEndian.AppendUint16(env, uint16(len(r.wrapped)))
 	env = binary.BigEndian.AppendUint32(env, uint32(bodyLen))
 	env = append(env, r.salt...)
@@ -406,6 +400,18 @@ func vectors() []*vector {
 	sealedFF.nonce = append(bytes.Repeat([]byte{0xff}, 11), 0xfe)
 	success("nonce-almost-reserved", "nonce FF×11 FE: only FF×12 is reserved",
 		sealedFF)
+	sealedFF = newRecord("nonce-almost-reserved-first", "kinesis:orders", 97, []byte("pk"), []byte("payload"))
+	sealedFF.nonce = append([]byte{0xfe}, bytes.Repeat([]byte{0xff}, 11)...)
+	success("nonce-almost-reserved-first", "nonce FE FF×11: only FF×12 is reserved (a check of the last bytes alone rejects this)",
+		sealedFF)
+	success("partition-key-14", "partition key of 14 bytes: the sealed partition key is exactly one AES block",
+		newRecord("partition-key-14", "kinesis:orders", 97, []byte("customer-00014"), []byte("payload")))
+	success("partition-key-30", "partition key of 30 bytes: the sealed partition key is exactly two AES blocks",
+		newRecord("partition-key-30", "kinesis:orders", 97, []byte("customer-000000000000000000030"), []byte("payload")))
+	success("ad-empty", "empty associated data (the header line is \"ad: \", nothing after the space)",
+		newRecord("ad-empty", "", 97, []byte("pk"), []byte("payload")))
+	success("ad-spaces", "associated data with a leading and a trailing space, both part of it: values are not trimmed",
+		newRecord("ad-spaces", " kinesis:orders ", 97, []byte("pk"), []byte("payload")))
 
 	// Negative vectors from the pinned one: one flipped bit at the first and
 	// at the last byte of every region.
@@ -481,6 +487,9 @@ func vectors() []*vector {
 		pinned, setLens(wk+body-minBodySize+1, minBodySize-1, 0))
 	failure("body-length-max+1", "body length one over the largest body (10 MiB payload, 1024-byte partition key)",
 		pinned, setLens(wk, maxBodySize+1, 0))
+	failure("body-length-max", "body length exactly the largest body (10,486,814), allowed, but the input holds 191 bytes: "+
+		"Parse rejects it because the input is short, a streaming reader reads on (a full envelope of this size would be a 14 MB vector)",
+		pinned, setLens(wk, maxBodySize, 0))
 	failure("body-length-ffffffff", "body length 2³²-1", pinned, setLens(wk, 0xffffffff, 0))
 	failure("body-length-plus-1", "body length one more than the input holds", pinned, setLens(wk, body+1, 0))
 	failure("wrapped-key-length-plus-1", "wrapped key length one more than the input holds", pinned, setLens(wk+1, body, 0))
@@ -539,7 +548,42 @@ func vectors() []*vector {
 		r = newRecord("forged-pk-length-body", "kinesis:orders", 97, []byte("pk"), []byte("payload"))
 		r.lengthField = u16(2 + 7) // room for the partition key, not for the payload's tag
 		base = &vector{dataKey: r.dataKey, wrapped: r.wrapped, ad: r.ad}
-		failure("forged-pk-length-9", "the sealed partition key length says 9: the nonce and tag no longer fit in the body", base, r.seal())
+		failure("forged-pk-length-9", "the sealed partition key length says 9: 2 + 9 + 12 + 16 = 39 is the body length, so the bound holds; "+
+			"the nonce and the ciphertext are then read at the wrong offsets and the tag fails", base, r.seal())
+
+		// Partition key lengths within 1024 for which the body is too
+		// short: 2 + 2 + 12 + 7 + 16 = 39 bytes.
+		for _, f := range []struct {
+			n       uint16
+			comment string
+		}{
+			{10, "the sealed partition key length says 10: 2 + 10 + 12 + 16 = 40, one more than the body length 39"},
+			{26, "the sealed partition key length says 26: the nonce would end one byte past the body"},
+			{38, "the sealed partition key length says 38: the partition key itself would end one byte past the body"},
+		} {
+			name := fmt.Sprintf("forged-pk-length-%d", f.n)
+			r = newRecord(name, "kinesis:orders", 97, []byte("pk"), []byte("payload"))
+			r.lengthField = u16(f.n)
+			base = &vector{dataKey: r.dataKey, wrapped: r.wrapped, ad: r.ad}
+			failure(name, f.comment, base, r.seal())
+		}
+
+		// Authentic envelopes, the header in the additional data, with
+		// another version or magic: only the parse checks reject them.
+		for _, f := range []struct {
+			name, magic, comment string
+		}{
+			{"forged-version-00", "\xe5KS\x00", "an authentic envelope with version byte 00: only 01 is defined"},
+			{"forged-version-02", "\xe5KS\x02", "an authentic envelope with version byte 02: only 01 is defined"},
+			{"forged-magic-byte-0", "\xe4KS\x01", "an authentic envelope whose first magic byte is E4, not E5"},
+			{"forged-magic-byte-1", "\xe5JS\x01", "an authentic envelope whose second magic byte is 4A (J), not 4B (K)"},
+			{"forged-magic-byte-2", "\xe5KR\x01", "an authentic envelope whose third magic byte is 52 (R), not 53 (S)"},
+		} {
+			r = newRecord(f.name, "kinesis:orders", 97, []byte("pk"), []byte("payload"))
+			r.magicField = f.magic
+			base = &vector{dataKey: r.dataKey, wrapped: r.wrapped, ad: r.ad}
+			failure(f.name, f.comment, base, r.seal())
+		}
 
 		r = newRecord("forged-reserved-nonce", "kinesis:orders", 97, []byte("pk"), []byte("payload"))
 		r.nonce = bytes.Repeat([]byte{0xff}, nonceSize)
