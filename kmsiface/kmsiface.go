@@ -37,3 +37,13 @@ type Client interface {
 }
 
 var _ Client = (*kms.Client)(nil)
+
+// MACClient is the KMS operation of keyed routing (record's
+// EncryptorOptions.RoutingKey): (*kms.Client).GenerateMac.
+type MACClient interface {
+	// GenerateMac is (*kms.Client).GenerateMac: an HMAC of a message under
+	// an HMAC KMS key.
+	GenerateMac(ctx context.Context, params *kms.GenerateMacInput, optFns ...func(*kms.Options)) (*kms.GenerateMacOutput, error)
+}
+
+var _ MACClient = (*kms.Client)(nil)

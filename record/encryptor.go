@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/ksse-go/ksse/envelope"
-	"github.com/ksse-go/ksse/internal/hashkey"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/kmsiface"
 )
@@ -18,6 +17,9 @@ import (
 // [NewEncryptor] and share it; it is safe for concurrent use.
 type Encryptor struct {
 	client kmsiface.Client
+	mac    kmsiface.MACClient // for RoutingKey
+
+	routingChecked atomic.Bool // RoutingKey found to be an HMAC_256 key
 	cache  *keycache.Producer
 	keyID  atomic.Pointer[string]
 	opts   EncryptorOptions
@@ -44,7 +46,11 @@ func NewEncryptor(client kmsiface.Client, keyID string, optFns ...func(*Encrypto
 	if err := o.resolve(); err != nil {
 		return nil, err
 	}
-	e := &Encryptor{client: client, opts: o, cache: keycache.NewProducer(client, o.cacheOptions)}
+	mac, ok := client.(kmsiface.MACClient)
+	if o.RoutingKey != "" && !ok {
+		return nil, fmt.Errorf("%w: RoutingKey needs a KMS client with GenerateMac, such as *kms.Client", ErrInvalidInput)
+	}
+	e := &Encryptor{client: client, mac: mac, opts: o, cache: keycache.NewProducer(client, o.cacheOptions)}
 	e.keyID.Store(&keyID)
 	e.status = KeyStatus{State: KeyEnabled, KeyID: keyID}
 	return e, nil
@@ -77,6 +83,10 @@ func (e *Encryptor) Encrypt(ctx context.Context, stream, partitionKey string, da
 	if err := checkPartitionKey(partitionKey); err != nil {
 		return Encrypted{}, err
 	}
+	ehk, err := e.hashKey(ctx, b, partitionKey)
+	if err != nil {
+		return Encrypted{}, err
+	}
 	env, err := e.seal(ctx, nil, b, partitionKey, data, len(OutboundPartitionKey))
 	if err != nil {
 		return Encrypted{}, err
@@ -84,7 +94,7 @@ func (e *Encryptor) Encrypt(ctx context.Context, stream, partitionKey string, da
 	return Encrypted{
 		Data:            env,
 		PartitionKey:    OutboundPartitionKey,
-		ExplicitHashKey: hashkey.Of(partitionKey),
+		ExplicitHashKey: ehk,
 	}, nil
 }
 
@@ -160,8 +170,9 @@ func checkPartitionKey(pk string) error {
 
 // binding is a parsed stream and its key cache binding.
 type binding struct {
-	s  Stream
-	kb keycache.Binding
+	s     Stream
+	kb    keycache.Binding
+	route route // keyed routing (Encryptor with RoutingKey)
 }
 
 // bindings caches the binding of each stream seen, by name or ARN as the

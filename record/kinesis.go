@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/ksse-go/ksse/internal/hashkey"
 )
 
 // PutRecordsAPI is the part of *kinesis.Client that PutRecords calls.
@@ -83,9 +82,18 @@ func (e *Encryptor) PutRecords(ctx context.Context, client PutRecordsAPI, in *ki
 		pk := aws.ToString(r.PartitionKey)
 		var err error
 		var env []byte
+		ehk := r.ExplicitHashKey
 		switch {
 		case keyErr != nil:
 			err = keyErr // the data key will not come for this record either
+		case ehk == nil:
+			var h string
+			if h, err = e.hashKey(ctx, b, pk); err != nil {
+				keyErr = err // nor the routing secret
+				break
+			}
+			ehk = &h
+			fallthrough
 		default:
 			env, err = e.seal(ctx, nil, b, pk, r.Data, len(OutboundPartitionKey))
 			if err != nil && !errors.Is(err, ErrRecordTooLarge) {
@@ -95,10 +103,6 @@ func (e *Encryptor) PutRecords(ctx context.Context, client PutRecordsAPI, in *ki
 		if err != nil {
 			failed = append(failed, RecordError{Index: i, Err: err})
 			continue
-		}
-		ehk := r.ExplicitHashKey
-		if ehk == nil {
-			ehk = aws.String(hashkey.Of(pk))
 		}
 		entries[i] = types.PutRecordsRequestEntry{
 			Data:            env,

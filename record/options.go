@@ -55,6 +55,18 @@ type EncryptorOptions struct {
 	// KinesisOptions are applied to every Kinesis call the Encryptor
 	// makes.
 	KinesisOptions []func(*kinesis.Options)
+
+	// RoutingKey turns on keyed routing: the ExplicitHashKey of a record is
+	// HMAC-SHA256(routing secret, partition key), truncated to 128 bits,
+	// instead of the MD5 of the partition key that anyone can compute from
+	// a guessed key. The routing secret of a stream is the KMS GenerateMac
+	// (HMAC_SHA_256) of "ksse v1 routing key", a zero byte and the stream
+	// identity under this HMAC_256 KMS key, fetched once per stream and
+	// TTL. Every producer with the key computes the same secret, so a
+	// partition key keeps one shard and its order. The client must also
+	// have GenerateMac (*kms.Client does). A key of another type fails the
+	// first record, before anything is sent.
+	RoutingKey string
 }
 
 func (o *EncryptorOptions) resolve() error {

@@ -26,6 +26,14 @@ func Append(dst []byte, partitionKey string) []byte {
 	return appendUint128(dst, hi, lo)
 }
 
+// AppendDigest appends the first 16 bytes of digest, read as an unsigned
+// 128-bit big-endian integer, in decimal: the hash key of a record routed
+// by another function than MD5.
+func AppendDigest(dst, digest []byte) []byte {
+	_ = digest[15]
+	return appendUint128(dst, binary.BigEndian.Uint64(digest[:8]), binary.BigEndian.Uint64(digest[8:16]))
+}
+
 // appendUint128 appends hi·2⁶⁴+lo in decimal.
 func appendUint128(dst []byte, hi, lo uint64) []byte {
 	var digits [39]byte // 2¹²⁸-1 has 39 digits

@@ -1,0 +1,114 @@
+package record
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/ksse-go/ksse/internal/hashkey"
+	"github.com/ksse-go/ksse/kmsiface"
+)
+
+// routingLabel starts the message whose KMS HMAC is a stream's routing
+// secret: routingLabel || stream identity.
+const routingLabel = "ksse v1 routing key\x00"
+
+// macState is an HMAC keyed with a routing secret, with buffers that spare
+// the hot path an allocation.
+type macState struct {
+	h   hash.Hash
+	in  [4 * MaxPartitionKeyLength]byte
+	sum [sha256.Size]byte
+}
+
+// route is the routing secret of one stream, and a pool of HMAC states
+// keyed with it.
+type route struct {
+	mu      sync.Mutex // held while the secret is fetched
+	pool    *sync.Pool // of hash.Hash; nil until fetched
+	expires time.Time
+}
+
+// hashKey returns the ExplicitHashKey of partitionKey on the stream of b:
+// the Kinesis hash key (MD5) of the partition key, or with RoutingKey its
+// HMAC-SHA256 under the stream's routing secret, truncated to 128 bits.
+func (e *Encryptor) hashKey(ctx context.Context, b *binding, partitionKey string) (string, error) {
+	var buf [39]byte
+	if e.opts.RoutingKey == "" {
+		return string(hashkey.Append(buf[:0], partitionKey)), nil
+	}
+	pool, err := e.routePool(ctx, b)
+	if err != nil {
+		return "", err
+	}
+	m := pool.Get().(*macState)
+	m.h.Reset()
+	m.h.Write(append(m.in[:0], partitionKey...))
+	d := hashkey.AppendDigest(buf[:0], m.h.Sum(m.sum[:0]))
+	pool.Put(m)
+	return string(d), nil
+}
+
+// checkRoutingKey makes sure, once per Encryptor, that RoutingKey is an
+// HMAC_256 key for GenerateMac: KMS would compute an HMAC-SHA256 under a
+// longer HMAC key too, but the spec names HMAC_256.
+func (e *Encryptor) checkRoutingKey(ctx context.Context) error {
+	if e.routingChecked.Load() {
+		return nil
+	}
+	out, err := e.client.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: &e.opts.RoutingKey}, e.opts.Cache.KMSOptions...)
+	if err != nil {
+		return kmsiface.Classify("DescribeKey", err)
+	}
+	if m := out.KeyMetadata; m == nil || m.KeySpec != types.KeySpecHmac256 || m.KeyUsage != types.KeyUsageTypeGenerateVerifyMac {
+		var spec, usage string
+		if m != nil {
+			spec, usage = string(m.KeySpec), string(m.KeyUsage)
+		}
+		return &kmsiface.Error{Op: "DescribeKey", Class: kmsiface.ErrInvalidKey,
+			Err: fmt.Errorf("RoutingKey %q is a %s key for %s: it must be an HMAC_256 KMS key with key usage GENERATE_VERIFY_MAC", e.opts.RoutingKey, spec, usage)}
+	}
+	e.routingChecked.Store(true)
+	return nil
+}
+
+// routePool returns the HMAC states of the stream of b, fetching its
+// routing secret with one GenerateMac call per TTL.
+func (e *Encryptor) routePool(ctx context.Context, b *binding) (*sync.Pool, error) {
+	r := &b.route
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	co := e.cache.Options()
+	now := co.Now()
+	if r.pool != nil && now.Before(r.expires) {
+		return r.pool, nil
+	}
+	if err := e.checkRoutingKey(ctx); err != nil {
+		return nil, err
+	}
+	msg := append([]byte(routingLabel), b.kb.AD...)
+	out, err := e.mac.GenerateMac(ctx, &kms.GenerateMacInput{
+		KeyId:        &e.opts.RoutingKey,
+		MacAlgorithm: types.MacAlgorithmSpecHmacSha256,
+		Message:      msg,
+	}, e.opts.Cache.KMSOptions...)
+	if err != nil {
+		err = kmsiface.Classify("GenerateMac", err)
+		return nil, err
+	}
+	if out == nil || len(out.Mac) != sha256.Size {
+		return nil, &kmsiface.Error{Op: "GenerateMac", Class: kmsiface.ErrInvalidKey,
+			Err: fmt.Errorf("RoutingKey %q gave no 32-byte HMAC: it must be an HMAC_256 KMS key", e.opts.RoutingKey)}
+	}
+	secret := out.Mac
+	r.pool = &sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, secret)} }}
+	r.expires = now.Add(co.TTL)
+	return r.pool, nil
+}
