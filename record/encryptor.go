@@ -20,10 +20,10 @@ type Encryptor struct {
 	mac    kmsiface.MACClient // for RoutingKey
 
 	routingChecked atomic.Bool // RoutingKey found to be an HMAC_256 key
-	cache  *keycache.Producer
-	keyID  atomic.Pointer[string]
-	opts   EncryptorOptions
-	bind   bindings
+	cache          *keycache.Producer
+	keyID          atomic.Pointer[string]
+	opts           EncryptorOptions
+	bind           bindings
 
 	statusMu sync.Mutex
 	status   KeyStatus
