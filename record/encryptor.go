@@ -18,12 +18,12 @@ import (
 type Encryptor struct {
 	client kmsiface.Client
 	mac    kmsiface.MACClient // for RoutingKey
+	cache  *keycache.Producer
+	keyID  atomic.Pointer[string]
+	opts   EncryptorOptions
+	bind   bindings
 
 	routingChecked atomic.Bool // RoutingKey found to be an HMAC_256 key
-	cache          *keycache.Producer
-	keyID          atomic.Pointer[string]
-	opts           EncryptorOptions
-	bind           bindings
 
 	statusMu sync.Mutex
 	status   KeyStatus
