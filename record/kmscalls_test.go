@@ -2,6 +2,7 @@ package record_test
 
 import (
 	"context"
+	"math"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -137,4 +138,69 @@ func wrappedKeyOf(t *testing.T, data []byte) string {
 	e, _, err := envelope.Parse(data)
 	require.NoError(t, err)
 	return string(e.WrappedKey)
+}
+
+// TestKMSCallsFleet checks the fleet cost model of BENCHMARKS.md on a
+// simulated hour: P producer processes (one shared Encryptor each) and C
+// consumer processes that each read every record make
+//
+//	GenerateDataKey: P × 3600 s / TTL to P × 3600 s / (TTL − RefreshAhead)
+//	Decrypt:         C × GenerateDataKey (each consumer unwraps each key once)
+//
+// calls an hour: 12 to 13 per producer and consumer with the 5-minute TTL
+// (12·P·(1 + C)), and a third of that with 15 minutes.
+func TestKMSCallsFleet(t *testing.T) {
+	const (
+		producers = 20
+		consumers = 4
+		step      = 30 * time.Second
+	)
+	for _, ttl := range []time.Duration{5 * time.Minute, 15 * time.Minute} {
+		t.Run(ttl.String(), func(t *testing.T) {
+			ctx := context.Background()
+			clock := newFakeClock()
+			k := kmstest.New()
+			_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
+			encs := make([]*record.Encryptor, producers)
+			for i := range encs {
+				var err error
+				encs[i], err = record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) { o.Cache.Now = clock.Now; o.Cache.TTL = ttl })
+				require.NoError(t, err)
+				defer encs[i].Close()
+			}
+			decs := make([]*record.Decryptor, consumers)
+			for i := range decs {
+				var err error
+				decs[i], err = record.NewDecryptor(k, func(o *record.DecryptorOptions) {
+					o.AllowedKeys = []string{arn}
+					o.Now = clock.Now
+					o.TTL = ttl
+				})
+				require.NoError(t, err)
+				defer decs[i].Close()
+			}
+			for elapsed := time.Duration(0); elapsed < time.Hour; elapsed += step {
+				var batch [][]byte
+				for p, enc := range encs {
+					r, err := enc.Encrypt(ctx, "orders", fmt.Sprintf("p%d", p), []byte("payload"))
+					require.NoError(t, err)
+					batch = append(batch, r.Data)
+				}
+				waitForRefreshes(t, encs)
+				for _, dec := range decs {
+					_, err := dec.DecryptBatch(ctx, "orders", batch)
+					require.NoError(t, err)
+				}
+				clock.Advance(step)
+			}
+			gdk, dec := k.Calls("GenerateDataKey"), k.Calls("Decrypt")
+			lo := float64(producers) * time.Hour.Seconds() / ttl.Seconds()
+			hi := float64(producers) * math.Ceil(time.Hour.Seconds()/(ttl-ttl/20).Seconds())
+			t.Logf("TTL %v: %d producers × %d consumers: GenerateDataKey %d (model %.0f to %.0f), Decrypt %d, %.1f calls per producer per hour in all",
+				ttl, producers, consumers, gdk, lo, hi, dec, float64(gdk+dec)/producers)
+			require.GreaterOrEqual(t, float64(gdk), lo)
+			require.LessOrEqual(t, float64(gdk), hi)
+			require.Equal(t, int64(consumers)*gdk, dec, "each consumer unwraps each data key once")
+		})
+	}
 }
