@@ -217,6 +217,15 @@ func (c *Consumer) fetch(sh *shard, e *entry) {
 }
 
 func (c *Consumer) decrypt(e *entry) (*envelope.Key, string, error) {
+	start := time.Now()
+	key, arn, err := c.unwrap(e)
+	if c.opts.OnKMSCall != nil {
+		c.opts.OnKMSCall("Decrypt", time.Since(start), err)
+	}
+	return key, arn, err
+}
+
+func (c *Consumer) unwrap(e *entry) (*envelope.Key, string, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.CallTimeout)
 	defer cancel()
 	in := &kms.DecryptInput{

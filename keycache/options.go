@@ -94,6 +94,12 @@ type Options struct {
 	// KMSOptions are passed to every KMS call.
 	KMSOptions []func(*kms.Options)
 
+	// OnKMSCall, if set, is called after every GenerateDataKey or Decrypt
+	// call with the operation, its duration and its error (nil, or as the
+	// cache returns it). It runs on the calling goroutine and must not
+	// block.
+	OnKMSCall func(op string, d time.Duration, err error)
+
 	// Now returns the current time. Default time.Now. Tests inject a fake
 	// clock here.
 	Now func() time.Time

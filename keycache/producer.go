@@ -316,6 +316,15 @@ func (p *Producer) dropExpired(now time.Time) {
 }
 
 func (p *Producer) generate(s *slot) (*dataKey, error) {
+	start := time.Now()
+	dk, err := p.generateKey(s)
+	if p.opts.OnKMSCall != nil {
+		p.opts.OnKMSCall("GenerateDataKey", time.Since(start), err)
+	}
+	return dk, err
+}
+
+func (p *Producer) generateKey(s *slot) (*dataKey, error) {
 	ctx, cancel := context.WithTimeout(p.ctx, p.opts.CallTimeout)
 	defer cancel()
 	p.c.calls.Add(1)

@@ -36,7 +36,12 @@ var ErrNotAllowed = errors.New("keycache: KMS key not in the allowed list")
 // errInvalidCiphertext classifies a wrapped key that KMS cannot decrypt.
 var errInvalidCiphertext = errors.New("kms: invalid ciphertext")
 
-// failureClass names the class of a KMS failure for Stats.Failures.
+// FailureClass names the class of a KMS failure as Stats.Failures counts
+// it: "AccessDenied", "KeyDisabled", "InvalidKeyState", "KeyNotFound",
+// "Throttling", "OptInRequired", "InvalidKey", "NotAllowed",
+// "InvalidCiphertext" or "Other".
+func FailureClass(err error) string { return failureClass(err) }
+
 func failureClass(err error) string {
 	switch c := kmsiface.ClassOf(err); {
 	case c == kmsiface.ErrAccessDenied:

@@ -126,7 +126,10 @@ func TestDecryptBatchCold(t *testing.T) {
 		require.True(t, d.Encrypted)
 	}
 	require.Equal(t, int64(64), k.Calls("Decrypt"))
-	require.Equal(t, int64(16), k.maxInFlight.Load())
+	// At most 16 at once; at least several, or the batch is not concurrent
+	// (fewer than 16 only if a call ends before the last worker starts).
+	require.LessOrEqual(t, k.maxInFlight.Load(), int64(16))
+	require.GreaterOrEqual(t, k.maxInFlight.Load(), int64(4))
 	t.Logf("cold batch, 500 records, 64 data keys, 20 ms KMS: 64 Decrypt calls, at most 16 at once, %v (%.1f round trips)",
 		elapsed.Round(time.Millisecond), elapsed.Seconds()/0.020)
 }

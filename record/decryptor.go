@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/telemetry"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/kmsiface"
 )
@@ -20,6 +21,7 @@ type Decryptor struct {
 	cache *keycache.Consumer
 	opts  DecryptorOptions
 	bind  bindings
+	tel   *telemetry.Telemetry // nil without providers
 }
 
 // NewDecryptor returns a Decryptor that unwraps data keys with
@@ -41,7 +43,17 @@ func NewDecryptor(client kmsiface.Client, optFns ...func(*DecryptorOptions)) (*D
 	if err := o.resolve(); err != nil {
 		return nil, err
 	}
-	return &Decryptor{opts: o, cache: keycache.NewConsumer(client, o.cacheOptions)}, nil
+	d := &Decryptor{opts: o}
+	var co keycache.Options
+	o.cacheOptions(&co)
+	hookKMSCalls(&co, o.MeterProvider, o.TracerProvider, func() *telemetry.Telemetry { return d.tel })
+	d.cache = keycache.NewConsumer(client, func(c *keycache.Options) { *c = co })
+	var err error
+	if d.tel, err = newTelemetry(o.MeterProvider, o.TracerProvider, d.cache.Stats); err != nil {
+		d.cache.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 // TrustsAnyKey reports whether d was built with InsecureAllowAnyKey and no
@@ -74,7 +86,15 @@ func (d *Decryptor) Decrypt(ctx context.Context, stream string, data []byte) (De
 	if err != nil {
 		return Decrypted{}, err
 	}
-	return d.decrypt(ctx, b, data)
+	dec, err := d.decrypt(ctx, b, data)
+	if d.tel != nil {
+		if err != nil {
+			countFailure(ctx, d.tel, b.kb.AD, err)
+		} else {
+			d.tel.Decrypted(ctx, b.kb.AD, 1)
+		}
+	}
+	return dec, err
 }
 
 func (d *Decryptor) decrypt(ctx context.Context, b *binding, data []byte) (Decrypted, error) {
@@ -138,7 +158,7 @@ func (d *Decryptor) unwrap(ctx context.Context, b *binding, wk []byte) (*envelop
 // (tampered, or moved from another stream) into what it is to the caller:
 // one more authentication failure.
 func authFailure(err error) error {
-	if keycache.IsInvalidCiphertext(err) {
+	if err != nil && keycache.IsInvalidCiphertext(err) {
 		return envelope.ErrOpen
 	}
 	return err
@@ -159,6 +179,23 @@ func (d *Decryptor) DecryptBatch(ctx context.Context, stream string, data [][]by
 	if err != nil {
 		return nil, err
 	}
+	if d.tel == nil {
+		return d.decryptBatch(ctx, b, data)
+	}
+	ctx, end := d.tel.Span(ctx, "ksse.DecryptBatch", b.kb.AD, len(data))
+	out, err := d.decryptBatch(ctx, b, data)
+	failed := failedCount(len(data), err)
+	end(failed)
+	d.tel.Decrypted(ctx, b.kb.AD, len(data)-failed)
+	if be, ok := err.(*BatchError); ok {
+		for _, f := range be.Failed {
+			countFailure(ctx, d.tel, b.kb.AD, f.Err)
+		}
+	}
+	return out, err
+}
+
+func (d *Decryptor) decryptBatch(ctx context.Context, b *binding, data [][]byte) ([]Decrypted, error) {
 	out := make([]Decrypted, len(data))
 	envs := make([]envelope.Envelope, len(data))
 	keyOf := make([]int, len(data)) // index in keys, or -1
@@ -338,4 +375,7 @@ func (d *Decryptor) Stats() keycache.Stats { return d.cache.Stats() }
 
 // Close waits for KMS calls in flight and destroys the cached keys.
 // Decrypt fails afterwards.
-func (d *Decryptor) Close() error { return d.cache.Close() }
+func (d *Decryptor) Close() error {
+	d.tel.Stop()
+	return d.cache.Close()
+}

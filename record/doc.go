@@ -28,6 +28,32 @@
 // authentic is [envelope.ErrOpen]; a plaintext record on a consumer that
 // does not allow plaintext is [ErrNotEncrypted].
 //
+// # Metrics
+//
+// With a MeterProvider (EncryptorOptions, DecryptorOptions), ksse records
+// these instruments, of scope "github.com/ksse-go/ksse":
+//
+//   - ksse.records.encrypted, ksse.records.decrypted: records, by ksse.stream
+//     (the stream identity, such as "kinesis:orders").
+//   - ksse.records.rejected: records that will never decrypt ([IsPermanent]),
+//     by ksse.stream and ksse.reason: not_authentic, not_encrypted,
+//     key_not_allowed or kms_refused.
+//   - ksse.records.failed: records that failed for now, by ksse.stream.
+//   - ksse.cache.hits, ksse.cache.misses: key cache lookups.
+//   - ksse.kms.calls: KMS calls, by kms.operation and ksse.result: "ok", or
+//     KMSKeyAccessDenied, KMSKeyDisabled, KMSKeyInvalidState,
+//     KMSKeyNotFound (Firehose's names), KMSThrottling, KMSOptInRequired,
+//     KMSInvalidKey, KMSInvalidCiphertext, KMSNotAllowed, KMSOther.
+//   - ksse.kms.duration: seconds per KMS call, by kms.operation.
+//
+// No attribute holds key material or record content. Plug OpenTelemetry in
+// with smithy-go's smithyotelmetrics and smithyoteltracing adapters, as for
+// the SDK's clients.
+//
+// A TracerProvider gets the spans ksse.PutRecords and ksse.DecryptBatch, with
+// ksse.stream, ksse.records and ksse.failed. Without providers nothing is
+// recorded and nothing is allocated.
+//
 // # Concurrency
 //
 // Encryptor and Decryptor are safe for concurrent use by multiple

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/telemetry"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/kmsiface"
 )
@@ -22,6 +23,7 @@ type Encryptor struct {
 	keyID  atomic.Pointer[string]
 	opts   EncryptorOptions
 	bind   bindings
+	tel    *telemetry.Telemetry // nil without providers
 
 	routingChecked atomic.Bool // RoutingKey found to be an HMAC_256 key
 
@@ -50,7 +52,15 @@ func NewEncryptor(client kmsiface.Client, keyID string, optFns ...func(*Encrypto
 	if o.RoutingKey != "" && !ok {
 		return nil, fmt.Errorf("%w: RoutingKey needs a KMS client with GenerateMac, such as *kms.Client", ErrInvalidInput)
 	}
-	e := &Encryptor{client: client, mac: mac, opts: o, cache: keycache.NewProducer(client, o.cacheOptions)}
+	e := &Encryptor{client: client, mac: mac, opts: o}
+	co := o.Cache
+	hookKMSCalls(&co, o.MeterProvider, o.TracerProvider, func() *telemetry.Telemetry { return e.tel })
+	e.cache = keycache.NewProducer(client, func(c *keycache.Options) { *c = co })
+	var err error
+	if e.tel, err = newTelemetry(o.MeterProvider, o.TracerProvider, e.cache.Stats); err != nil {
+		e.cache.Close()
+		return nil, err
+	}
 	e.keyID.Store(&keyID)
 	e.status = KeyStatus{State: KeyEnabled, KeyID: keyID}
 	return e, nil
@@ -91,6 +101,7 @@ func (e *Encryptor) Encrypt(ctx context.Context, stream, partitionKey string, da
 	if err != nil {
 		return Encrypted{}, err
 	}
+	e.tel.Encrypted(ctx, b.kb.AD, 1)
 	return Encrypted{
 		Data:            env,
 		PartitionKey:    OutboundPartitionKey,
@@ -152,7 +163,10 @@ func (e *Encryptor) Stats() keycache.Stats { return e.cache.Stats() }
 
 // Close stops the background key refreshes, waits for KMS calls in flight
 // and destroys the cached keys. Encrypt fails afterwards.
-func (e *Encryptor) Close() error { return e.cache.Close() }
+func (e *Encryptor) Close() error {
+	e.tel.Stop()
+	return e.cache.Close()
+}
 
 // checkPartitionKey applies the Kinesis rule: 1 to 256 Unicode characters.
 func checkPartitionKey(pk string) error {

@@ -48,6 +48,28 @@ var ErrNotSent = errors.New("record: not sent: another record of the batch faile
 // plaintext for a retry. An error from the call itself is returned as is,
 // with a nil output.
 func (e *Encryptor) PutRecords(ctx context.Context, client PutRecordsAPI, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	if e.tel == nil || in == nil {
+		return e.putRecords(ctx, client, in, optFns...)
+	}
+	ctx, end := e.tel.Span(ctx, "ksse.PutRecords", streamOf(in.StreamARN, in.StreamName), len(in.Records))
+	out, err := e.putRecords(ctx, client, in, optFns...)
+	end(failedCount(len(in.Records), err))
+	return out, err
+}
+
+// failedCount returns how many of n records err says failed.
+func failedCount(n int, err error) int {
+	var be *BatchError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &be):
+		return len(be.Failed)
+	}
+	return n
+}
+
+func (e *Encryptor) putRecords(ctx context.Context, client PutRecordsAPI, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
 	if client == nil || in == nil {
 		return nil, fmt.Errorf("%w: nil client or input", ErrInvalidInput)
 	}
@@ -119,6 +141,7 @@ func (e *Encryptor) PutRecords(ctx context.Context, client PutRecordsAPI, in *ki
 		return nil, notSent("PutRecords", len(in.Records), failed)
 	}
 
+	e.tel.Encrypted(ctx, b.kb.AD, len(entries))
 	req := *in
 	req.Records = entries
 	out, err := client.PutRecords(ctx, &req, e.kinesisOptions(optFns)...)

@@ -2,8 +2,8 @@ package record_test
 
 import (
 	"context"
-	"math"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"

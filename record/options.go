@@ -8,6 +8,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/smithy-go/metrics"
+	"github.com/aws/smithy-go/tracing"
 
 	"github.com/ksse-go/ksse/keycache"
 )
@@ -67,6 +69,12 @@ type EncryptorOptions struct {
 	// have GenerateMac (*kms.Client does). A key of another type fails the
 	// first record, before anything is sent.
 	RoutingKey string
+
+	// MeterProvider receives ksse's metrics (see Metrics in the package
+	// documentation). Nil: none, at no cost.
+	MeterProvider metrics.MeterProvider
+	// TracerProvider receives a span per PutRecords call. Nil: none.
+	TracerProvider tracing.TracerProvider
 }
 
 func (o *EncryptorOptions) resolve() error {
@@ -145,6 +153,13 @@ type DecryptorOptions struct {
 	KMSOptions []func(*kms.Options)
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+
+	// MeterProvider receives ksse's metrics (see Metrics in the package
+	// documentation). Nil: none, at no cost.
+	MeterProvider metrics.MeterProvider
+	// TracerProvider receives a span per DecryptBatch (and DecryptRecords)
+	// call. Nil: none.
+	TracerProvider tracing.TracerProvider
 }
 
 func (o *DecryptorOptions) resolve() error {
