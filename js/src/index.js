@@ -1,0 +1,9 @@
+/**
+ * ksse for Node.js: client-side Kinesis encryption, wire-compatible with
+ * the Go library (FORMAT.md), with the consumer policy of
+ * CONSUMER-POLICY.md.
+ * @module ksse
+ */
+
+export * from './errors.js';
+export { parse, open, seal, newKey, isEnvelope, Envelope, EnvelopeKey, OVERHEAD, MAX_PARTITION_KEY, MAX_WRAPPED_KEY, MAX_PAYLOAD } from './envelope.js';
