@@ -6,4 +6,12 @@
  */
 
 export * from './errors.js';
-export { parse, open, seal, newKey, isEnvelope, Envelope, EnvelopeKey, OVERHEAD, MAX_PARTITION_KEY, MAX_WRAPPED_KEY, MAX_PAYLOAD } from './envelope.js';
+export {
+  parse, open, seal, newKey, isEnvelope, Envelope, EnvelopeKey,
+  OVERHEAD, MAX_PARTITION_KEY, MAX_WRAPPED_KEY, MAX_PAYLOAD,
+} from './envelope.js';
+export { Decryptor } from './decryptor.js';
+export { Encryptor, OUTBOUND_PARTITION_KEY, MAX_PUT_RECORDS_ENTRIES } from './encryptor.js';
+export { lambdaHandler, logReject } from './lambda.js';
+export { readFirehoseObject } from './firehose.js';
+export { kinesisStream, firehoseStream, hashKey } from './stream.js';
