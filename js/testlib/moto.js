@@ -83,9 +83,15 @@ function kill(child) {
   }
 }
 
-/** SDK client configuration for moto, with retries kept on. */
+/**
+ * SDK client configuration for moto, with retries kept on. The Kinesis
+ * client speaks HTTP/2 by default, which moto does not; every client gets
+ * an HTTP/1.1 handler (the class the KMS client uses, so that no other
+ * package is needed).
+ */
 export function clientConfig(endpoint) {
-  return { endpoint, region: REGION, credentials: CREDENTIALS, maxAttempts: 5 };
+  const Http1Handler = new KMSClient({ region: REGION }).config.requestHandler.constructor;
+  return { endpoint, region: REGION, credentials: CREDENTIALS, maxAttempts: 5, requestHandler: new Http1Handler() };
 }
 
 /** Environment for the Go CLI talking to moto. */
