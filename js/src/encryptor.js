@@ -8,12 +8,14 @@ import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { OVERHEAD } from './envelope.js';
 import { ConfigError, NotSentError } from './errors.js';
 import { DEFAULTS, ProducerCache } from './keycache.js';
-import { StreamMemo, hashKey, kinesisStream } from './stream.js';
+import { StreamMemo, firehoseStream, hashKey, kinesisStream } from './stream.js';
 
 /** The partition key of every encrypted record on the wire. */
 export const OUTBOUND_PARTITION_KEY = 'ksse';
 /** The most records one PutRecords call takes. */
 export const MAX_PUT_RECORDS_ENTRIES = 500;
+/** The Firehose limit on a record, 1,000 KiB. */
+export const MAX_FIREHOSE_RECORD_SIZE = 1000 * 1024;
 /** The Kinesis limit on a partition key, in Unicode characters. */
 export const MAX_PARTITION_KEY_LENGTH = 256;
 
@@ -63,6 +65,26 @@ export class Encryptor {
     this.cache = new ProducerCache(o.kms, o.keyId, { now: o.now ?? Date.now, limits });
     this.kinesis = o.kinesis;
     this.streams = new StreamMemo(kinesisStream);
+    this.firehoseStreams = new StreamMemo(firehoseStream);
+  }
+
+  /**
+   * Encrypts one record for a Firehose delivery stream (no partition key),
+   * to send with the Firehose PutRecord or PutRecordBatch. Delivered to S3,
+   * such records are read back with readFirehoseObject.
+   * @param {string} deliveryStream the delivery stream name or ARN
+   * @param {Uint8Array | string} data the payload
+   * @returns {Promise<Buffer>} the envelope
+   * @throws {import('./errors.js').KsseError} ConfigError for a record over 1,000 KiB encrypted, KMSError
+   */
+  async encryptFirehose(deliveryStream, data) {
+    const s = this.firehoseStreams.get(deliveryStream);
+    const b = toBuffer(data);
+    if (OVERHEAD + b.length + 1 > MAX_FIREHOSE_RECORD_SIZE) throw new ConfigError(`record too large for Firehose: ${b.length} bytes`);
+    const k = await this.cache.get(s);
+    const size = k.key.sealedSize(0, b.length);
+    if (size > MAX_FIREHOSE_RECORD_SIZE) throw new ConfigError(`record of ${size} bytes encrypted, Firehose limit ${MAX_FIREHOSE_RECORD_SIZE}`);
+    return k.key.seal(Buffer.alloc(0), b);
   }
 
   /**
@@ -105,10 +127,7 @@ export class Encryptor {
    * @returns {Buffer}
    */
   #checkSize(pk, data) {
-    let b;
-    if (typeof data === 'string') b = Buffer.from(data, 'utf8');
-    else if (data instanceof Uint8Array) b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    else throw new ConfigError('data: want a Uint8Array or a string');
+    const b = toBuffer(data);
     const size = OVERHEAD + pk.length + b.length + 1 + OUTBOUND_PARTITION_KEY.length;
     if (size > this.maxRecordSize) throw new ConfigError(`record of ${size} bytes encrypted, limit ${this.maxRecordSize}`);
     return b;
@@ -191,6 +210,16 @@ function checkPartitionKey(pk) {
   let n = 0;
   for (const _ of pk) if (++n > MAX_PARTITION_KEY_LENGTH) throw new ConfigError(`partition key: more than ${MAX_PARTITION_KEY_LENGTH} characters`);
   return Buffer.from(pk, 'utf8');
+}
+
+/**
+ * @param {Uint8Array | string} data
+ * @returns {Buffer} data, or its UTF-8 bytes
+ */
+function toBuffer(data) {
+  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  throw new ConfigError('data: want a Uint8Array or a string');
 }
 
 /**
