@@ -61,25 +61,45 @@ export function isEnvelope(data) {
 }
 
 /**
- * A parsed envelope. Every field is a view of the parsed input.
+ * A parsed envelope. Every field is a view of the parsed input, made when
+ * first read.
  */
 export class Envelope {
+  #bodyLength;
+
   /**
    * @param {Buffer} bytes the whole envelope
-   * @param {number} wrappedKeyLength
    * @param {number} bodyLength
    */
-  constructor(bytes, wrappedKeyLength, bodyLength) {
+  constructor(bytes, bodyLength) {
     /** The whole envelope. */
     this.bytes = bytes;
-    /** The 26-byte header. */
-    this.header = bytes.subarray(0, HEADER_SIZE);
-    /** The salt. */
-    this.salt = bytes.subarray(HEADER_SIZE - SALT_SIZE, HEADER_SIZE);
-    /** The body: sealed partition key, nonce, ciphertext and tag. */
-    this.body = bytes.subarray(HEADER_SIZE, HEADER_SIZE + bodyLength);
-    /** The wrapped key (KMS CiphertextBlob). */
-    this.wrappedKey = bytes.subarray(HEADER_SIZE + bodyLength, HEADER_SIZE + bodyLength + wrappedKeyLength);
+    this.#bodyLength = bodyLength;
+  }
+
+  /** The 26-byte header. */
+  get header() {
+    return this.bytes.subarray(0, HEADER_SIZE);
+  }
+
+  /** The salt. */
+  get salt() {
+    return this.bytes.subarray(HEADER_SIZE - SALT_SIZE, HEADER_SIZE);
+  }
+
+  /** The body: sealed partition key, nonce, ciphertext and tag. */
+  get body() {
+    return this.bytes.subarray(HEADER_SIZE, HEADER_SIZE + this.#bodyLength);
+  }
+
+  /** The wrapped key (KMS CiphertextBlob). */
+  get wrappedKey() {
+    return this.bytes.subarray(HEADER_SIZE + this.#bodyLength);
+  }
+
+  /** The length of the body. */
+  get bodyLength() {
+    return this.#bodyLength;
   }
 }
 
@@ -111,7 +131,7 @@ export function parse(data) {
   const b = asBuffer(data);
   const size = envelopeSize(b);
   if (size < 0 || b.length < size) throw new OpenError();
-  const env = new Envelope(b.subarray(0, size), b.readUInt16BE(4), b.readUInt32BE(6));
+  const env = new Envelope(size === b.length ? b : b.subarray(0, size), b.readUInt32BE(6));
   return { envelope: env, rest: b.subarray(size) };
 }
 
@@ -240,29 +260,30 @@ export class EnvelopeKey {
    */
   open(env) {
     if (!(env instanceof Envelope)) throw new OpenError();
+    const b = env.bytes;
+    const bodyEnd = HEADER_SIZE + env.bodyLength;
     // The envelope must carry the wrapped key this key was derived with.
-    if (!env.wrappedKey.equals(this.#wrappedKey)) throw new OpenError();
-    const body = env.body;
-    const rk = this.#recordKey(env.salt);
+    const wk = this.#wrappedKey;
+    if (b.length - bodyEnd !== wk.length || wk.compare(b, bodyEnd) !== 0) throw new OpenError();
+    const rk = this.#recordKey(b.subarray(HEADER_SIZE - SALT_SIZE, HEADER_SIZE));
     try {
       const ctr = crypto.createDecipheriv('aes-256-ctr', rk, PK_IV);
-      const len = ctr.update(body.subarray(0, 2));
+      const len = ctr.update(b.subarray(HEADER_SIZE, HEADER_SIZE + 2));
       const n = (len[0] << 8) | len[1];
-      if (n > MAX_PARTITION_KEY || 2 + n + NONCE_SIZE + TAG_SIZE > body.length) throw new OpenError();
-      const nonceAt = 2 + n;
-      if (isReservedNonce(body, nonceAt)) throw new OpenError();
-      const nonce = body.subarray(nonceAt, nonceAt + NONCE_SIZE);
-      const gcm = crypto.createDecipheriv('aes-256-gcm', rk, nonce, { authTagLength: TAG_SIZE });
-      gcm.setAAD(env.bytes.subarray(0, HEADER_SIZE + nonceAt));
-      gcm.setAuthTag(body.subarray(body.length - TAG_SIZE));
-      const payload = gcm.update(body.subarray(nonceAt + NONCE_SIZE, body.length - TAG_SIZE));
+      if (n > MAX_PARTITION_KEY || 2 + n + NONCE_SIZE + TAG_SIZE > env.bodyLength) throw new OpenError();
+      const nonceAt = HEADER_SIZE + 2 + n;
+      if (isReservedNonce(b, nonceAt)) throw new OpenError();
+      const gcm = crypto.createDecipheriv('aes-256-gcm', rk, b.subarray(nonceAt, nonceAt + NONCE_SIZE), { authTagLength: TAG_SIZE });
+      gcm.setAAD(b.subarray(0, nonceAt));
+      gcm.setAuthTag(b.subarray(bodyEnd - TAG_SIZE, bodyEnd));
+      const payload = gcm.update(b.subarray(nonceAt + NONCE_SIZE, bodyEnd - TAG_SIZE));
       try {
         gcm.final();
       } catch {
         payload.fill(0);
         throw new OpenError();
       }
-      const partitionKey = ctr.update(body.subarray(2, nonceAt));
+      const partitionKey = ctr.update(b.subarray(HEADER_SIZE + 2, nonceAt));
       return { partitionKey, payload };
     } catch (err) {
       if (err instanceof OpenError) throw err;

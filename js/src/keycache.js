@@ -147,7 +147,7 @@ export class ConsumerCache {
    * @param {import('./stream.js').Stream} s
    */
   static id(wk, s) {
-    return s.ad + '\u0000' + wk.toString('base64');
+    return s.ad + '\u0000' + wk.toString('latin1');
   }
 
   /**
