@@ -245,3 +245,49 @@ test('producer caches the data key for 5 minutes', async () => {
   assert.equal(kms.calls.length, 3, 'one data key per stream');
   assert.deepEqual(kms.calls[2].input, { KeyId: kms.arns[0], KeySpec: 'AES_256', EncryptionContext: { 'kinesis:stream': 'other' } });
 });
+
+test('putRecords returns Kinesis\' per-record failures by index', async () => {
+  const kms = new FakeKMS(1);
+  const requests = [];
+  const kinesis = {
+    async send(cmd) {
+      requests.push(cmd.input);
+      return {
+        FailedRecordCount: 1,
+        Records: [
+          { SequenceNumber: '1', ShardId: 'shardId-000000000000' },
+          { ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'slow down' },
+          { SequenceNumber: '3', ShardId: 'shardId-000000000001' },
+        ],
+      };
+    },
+  };
+  const enc = new Encryptor({ kms, kinesis, keyId: kms.arns[0] });
+  const arn = 'arn:aws:kinesis:us-east-1:123456789012:stream/orders';
+  const res = await enc.putRecords(arn, [
+    { partitionKey: 'a', data: 'x' },
+    { partitionKey: 'b', data: Buffer.from('y') },
+    { partitionKey: 'c', data: 'z', explicitHashKey: '42' },
+  ]);
+  assert.deepEqual(res, {
+    failedRecordCount: 1,
+    records: [
+      { sequenceNumber: '1', shardId: 'shardId-000000000000' },
+      { errorCode: 'ProvisionedThroughputExceededException', errorMessage: 'slow down' },
+      { sequenceNumber: '3', shardId: 'shardId-000000000001' },
+    ],
+  });
+  const [req] = requests;
+  assert.equal(req.StreamARN, arn);
+  assert.equal(req.StreamName, undefined);
+  assert.deepEqual(req.Records.map((r) => [r.PartitionKey, r.ExplicitHashKey]), [['ksse', hashKey('a')], ['ksse', hashKey('b')], ['ksse', '42']]);
+  const dec = new Decryptor({ kms, allowedKeyArns: kms.arns });
+  const out = await dec.decryptRecords('orders', req.Records.map((r) => ({ Data: r.Data })));
+  assert.deepEqual(out.map((r) => [r.value.partitionKey, r.value.data.toString()]), [['a', 'x'], ['b', 'y'], ['c', 'z']]);
+
+  // A response without one result per record fails every record.
+  kinesis.send = async () => ({ FailedRecordCount: 0, Records: [] });
+  const bad = await enc.putRecords('orders', [{ partitionKey: 'a', data: 'x' }]);
+  assert.equal(bad.failedRecordCount, 1);
+  assert.equal(bad.records[0].errorCode, 'Unknown');
+});
