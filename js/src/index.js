@@ -11,7 +11,7 @@ export {
   OVERHEAD, MAX_PARTITION_KEY, MAX_WRAPPED_KEY, MAX_PAYLOAD,
 } from './envelope.js';
 export { Decryptor } from './decryptor.js';
-export { Encryptor, OUTBOUND_PARTITION_KEY, MAX_PUT_RECORDS_ENTRIES } from './encryptor.js';
+export { Encryptor, OUTBOUND_PARTITION_KEY, MAX_PUT_RECORDS_ENTRIES, MAX_FIREHOSE_RECORD_SIZE } from './encryptor.js';
 export { lambdaHandler, logReject } from './lambda.js';
 export { readFirehoseObject } from './firehose.js';
 export { kinesisStream, firehoseStream, hashKey } from './stream.js';

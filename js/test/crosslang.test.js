@@ -9,7 +9,7 @@ import {
   Decryptor, Encryptor, KMSError, KeyNotAllowedError, OpenError, hashKey,
 } from '../src/index.js';
 import { goCLI, run } from '../testlib/gocli.js';
-import { KMSClient, KinesisClient, cliEnv, clientConfig, createKey, createStream, readAll, startMoto } from '../testlib/moto.js';
+import { KMSClient, KinesisClient, cliEnv, clientConfig, createKey, createStream, readAll, startMoto, unique } from '../testlib/moto.js';
 
 let moto;
 let cli;
@@ -60,7 +60,7 @@ const LINES = ['{"order":1,"total":"12.50"}', 'plain text', 'ünïcødé 🛒', 
 
 test('Go writes, Node reads', async (t) => {
   if (needSetup(t)) return;
-  const stream = 'go-to-node';
+  const stream = unique('go-to-node');
   await createStream(kinesis, stream, 2);
   const put = await run(cli.bin, ['put', '--stream', stream, '--key-id', keyA], { env, input: LINES.join('\n') + '\n' });
   assert.equal(put.code, 0, put.stderr);
@@ -96,7 +96,7 @@ test('Go writes, Node reads', async (t) => {
 
 test('Node writes, Go reads', async (t) => {
   if (needSetup(t)) return;
-  const stream = 'node-to-go';
+  const stream = unique('node-to-go');
   const arn = await createStream(kinesis, stream, 2);
   const enc = new Encryptor({ kms, kinesis, keyId: keyA });
   const records = LINES.map((line, i) => ({ partitionKey: `user-${i}-ключ`, data: line }));
@@ -124,7 +124,7 @@ test('Node writes, Go reads', async (t) => {
 
   // Go rejects a tampered Node record, and a Node record under a key it
   // does not allow.
-  const bad = 'node-to-go-bad';
+  const bad = unique('node-to-go-bad');
   await createStream(kinesis, bad, 1);
   const e = await enc.encrypt(bad, 'pk', 'tampered');
   e.data[30] ^= 1;
@@ -139,9 +139,10 @@ test('Node writes, Go reads', async (t) => {
 
 test('Node rejects what it must, each with its error class', async (t) => {
   if (needSetup(t)) return;
-  const stream = 'rejects';
+  const stream = unique('rejects');
+  const otherStream = unique('rejects-other');
   await createStream(kinesis, stream, 1);
-  await createStream(kinesis, 'rejects-other', 1);
+  await createStream(kinesis, otherStream, 1);
   const putA = await run(cli.bin, ['put', '--stream', stream, '--key-id', keyA, '--partition-key', 'p'], { env, input: 'good\ntampered\n' });
   assert.equal(putA.code, 0, putA.stderr);
   const putB = await run(cli.bin, ['put', '--stream', stream, '--key-id', keyB, '--partition-key', 'p'], { env, input: 'under key B\n' });
@@ -156,7 +157,7 @@ test('Node rejects what it must, each with its error class', async (t) => {
   const dec = new Decryptor({ kms, allowedKeyArns: [keyA, keyA.replace(/key\/.*/, 'key/00000000-0000-0000-0000-000000000000')] });
   assert.equal((await dec.decrypt(stream, records[0].Data)).data.toString(), 'good');
   await assert.rejects(dec.decrypt(stream, tampered), OpenError, 'tampered');
-  await assert.rejects(dec.decrypt('rejects-other', records[0].Data), OpenError, 'another stream');
+  await assert.rejects(dec.decrypt(otherStream, records[0].Data), OpenError, 'another stream');
   await assert.rejects(dec.decrypt(stream, firehoseRecord), OpenError, 'a Firehose record read as Kinesis');
   await assert.rejects(dec.decrypt(stream, records[2].Data), (e) => e instanceof KeyNotAllowedError && e.keyArn === keyB, 'key not allowed');
   // Strict mode with one key sends it as KeyId: moto refuses with

@@ -10,7 +10,7 @@ import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 
 import { Encryptor } from '../src/index.js';
 import { eventRecord } from '../testlib/lambdasim.js';
-import { KMSClient, KinesisClient, cliEnv, clientConfig, createKey, createStream, readAll, startMoto } from '../testlib/moto.js';
+import { KMSClient, KinesisClient, cliEnv, clientConfig, createKey, createStream, readAll, startMoto, unique } from '../testlib/moto.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const EXAMPLE = path.resolve(HERE, '../../examples/node-lambda/index.mjs');
@@ -59,7 +59,7 @@ function runExample(event, env) {
 test('the Lambda example decrypts real records and sets a tampered one aside', async (t) => {
   if (!moto) return t.skip('moto is not available');
   const key = await createKey(kms);
-  const stream = 'orders';
+  const stream = unique('orders');
   const arn = await createStream(kinesis, stream, 1);
   const enc = new Encryptor({ kms, kinesis, keyId: key });
   await enc.putRecords(stream, [

@@ -8,7 +8,7 @@ import { FirehoseClient, CreateDeliveryStreamCommand, PutRecordBatchCommand } fr
 import { S3Client, CreateBucketCommand, ListObjectsV2Command, GetObjectCommand } from '@aws-sdk/client-s3';
 
 import { Decryptor, Encryptor, OpenError, readFirehoseObject } from '../src/index.js';
-import { KMSClient, clientConfig, createKey, startMoto } from '../testlib/moto.js';
+import { KMSClient, clientConfig, createKey, startMoto, unique } from '../testlib/moto.js';
 
 let moto;
 let kms;
@@ -67,18 +67,19 @@ async function collect(it) {
 
 test('records delivered by Firehose to S3 are read back in order', async (t) => {
   if (needMoto(t)) return;
-  const bucket = await deliveryStream('events');
+  const name = unique('events');
+  const bucket = await deliveryStream(name);
   const enc = new Encryptor({ kms, keyId: key });
   const payloads = [Buffer.alloc(0), Buffer.from('{"n":1}\n'), crypto.randomBytes(25 * 1024), ...Array.from({ length: 40 }, (_, i) => Buffer.from(`record ${i}`))];
   const records = [];
-  for (const p of payloads) records.push({ Data: await enc.encryptFirehose('events', p) });
-  const res = await firehose.send(new PutRecordBatchCommand({ DeliveryStreamName: 'events', Records: records }));
+  for (const p of payloads) records.push({ Data: await enc.encryptFirehose(name, p) });
+  const res = await firehose.send(new PutRecordBatchCommand({ DeliveryStreamName: name, Records: records }));
   assert.equal(res.FailedPutCount, 0);
   const [body, ...more] = await objects(bucket);
   assert.equal(more.length, 0);
   assert.ok(body instanceof Readable, 'the SDK gives a Readable');
   const dec = new Decryptor({ kms, allowedKeyArns: [key] });
-  const got = await collect(readFirehoseObject(dec, 'arn:aws:firehose:us-east-1:123456789012:deliverystream/events', body));
+  const got = await collect(readFirehoseObject(dec, `arn:aws:firehose:us-east-1:123456789012:deliverystream/${name}`, body));
   assert.equal(got.length, payloads.length);
   let offset = 0;
   got.forEach((e, i) => {
@@ -95,7 +96,7 @@ test('records delivered by Firehose to S3 are read back in order', async (t) => 
   // records, are not authentic.
   const wrong = await collect(readFirehoseObject(dec, 'other', records.map((r) => r.Data)));
   assert.ok(wrong.length === payloads.length && wrong.every((e) => e.error instanceof OpenError));
-  await assert.rejects(dec.decrypt('events', records[1].Data), OpenError, 'a Firehose record read as Kinesis');
+  await assert.rejects(dec.decrypt(name, records[1].Data), OpenError, 'a Firehose record read as Kinesis');
 });
 
 test('a bad record is skipped; bytes that cannot be split end the object', async (t) => {

@@ -11,7 +11,7 @@ import {
 import { CountingKMS } from '../testlib/counting.js';
 import { serviceError } from '../testlib/fakekms.js';
 import { eventRecord, simulate } from '../testlib/lambdasim.js';
-import { KMSClient, KinesisClient, clientConfig, createKey, createStream, readAll, startMoto } from '../testlib/moto.js';
+import { KMSClient, KinesisClient, clientConfig, createKey, createStream, readAll, startMoto, unique } from '../testlib/moto.js';
 
 let moto;
 let kms;
@@ -58,7 +58,7 @@ function collector() {
 
 test('permanent failures are rejected, transient ones redelivered, every good record handled once in order', async (t) => {
   if (needMoto(t)) return;
-  const stream = 'lambda-policy';
+  const stream = unique('lambda-policy');
   const arn = await createStream(kinesis, stream, 2);
   const encA = new Encryptor({ kms, kinesis, keyId: keyA });
   const encB = new Encryptor({ kms, kinesis, keyId: keyB });
@@ -118,7 +118,7 @@ test('permanent failures are rejected, transient ones redelivered, every good re
 
 test('a batch over its new-key bound resumes at the first record withheld', async (t) => {
   if (needMoto(t)) return;
-  const stream = 'lambda-bound';
+  const stream = unique('lambda-bound');
   const arn = await createStream(kinesis, stream, 1);
   // Three producers: three data keys, interleaved on one shard.
   const encs = [0, 1, 2].map(() => new Encryptor({ kms, kinesis, keyId: keyA }));
@@ -134,7 +134,7 @@ test('a batch over its new-key bound resumes at the first record withheld', asyn
 
 test('the handler\'s own failures are merged and redelivered', async (t) => {
   if (needMoto(t)) return;
-  const stream = 'lambda-merge';
+  const stream = unique('lambda-merge');
   const arn = await createStream(kinesis, stream, 1);
   const enc = new Encryptor({ kms, kinesis, keyId: keyA });
   await enc.putRecords(stream, Array.from({ length: 6 }, (_, i) => ({ partitionKey: 'p', data: `r${i}` })));
@@ -160,7 +160,7 @@ test('the handler\'s own failures are merged and redelivered', async (t) => {
 
 test('the default onReject logs an ERROR line without record content', async (t) => {
   if (needMoto(t)) return;
-  const stream = 'lambda-log';
+  const stream = unique('lambda-log');
   const arn = await createStream(kinesis, stream, 1);
   const enc = new Encryptor({ kms, kinesis, keyId: keyA });
   const e = await enc.encrypt(stream, 'secret-pk', 'secret payload');

@@ -154,3 +154,12 @@ export async function readAll(kinesis, name) {
 }
 
 export { KMSClient, KinesisClient };
+
+/**
+ * Returns name with a random suffix, so that test runs sharing one moto
+ * (KSSE_MOTO_ENDPOINT) do not collide.
+ * @param {string} name
+ */
+export function unique(name) {
+  return `${name}-${Math.random().toString(36).slice(2, 8)}`;
+}
