@@ -49,7 +49,7 @@ func NewDecryptor(client kmsiface.Client, optFns ...func(*DecryptorOptions)) (*D
 	hookKMSCalls(&co, o.MeterProvider, o.TracerProvider, func() *telemetry.Telemetry { return d.tel })
 	d.cache = keycache.NewConsumer(client, func(c *keycache.Options) { *c = co })
 	var err error
-	if d.tel, err = newTelemetry(o.MeterProvider, o.TracerProvider, d.cache.Stats); err != nil {
+	if d.tel, err = newTelemetry(o.MeterProvider, o.TracerProvider, "consumer", d.cache.Stats); err != nil {
 		d.cache.Close()
 		return nil, err
 	}

@@ -39,7 +39,8 @@
 //     by ksse.stream and ksse.reason: not_authentic, not_encrypted,
 //     key_not_allowed or kms_refused.
 //   - ksse.records.failed: records that failed for now, by ksse.stream.
-//   - ksse.cache.hits, ksse.cache.misses: key cache lookups.
+//   - ksse.cache.hits, ksse.cache.misses: key cache lookups, by ksse.side
+//     (producer or consumer).
 //   - ksse.kms.calls: KMS calls, by kms.operation and ksse.result: "ok", or
 //     KMSKeyAccessDenied, KMSKeyDisabled, KMSKeyInvalidState,
 //     KMSKeyNotFound (Firehose's names), KMSThrottling, KMSOptInRequired,

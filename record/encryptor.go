@@ -57,7 +57,7 @@ func NewEncryptor(client kmsiface.Client, keyID string, optFns ...func(*Encrypto
 	hookKMSCalls(&co, o.MeterProvider, o.TracerProvider, func() *telemetry.Telemetry { return e.tel })
 	e.cache = keycache.NewProducer(client, func(c *keycache.Options) { *c = co })
 	var err error
-	if e.tel, err = newTelemetry(o.MeterProvider, o.TracerProvider, e.cache.Stats); err != nil {
+	if e.tel, err = newTelemetry(o.MeterProvider, o.TracerProvider, "producer", e.cache.Stats); err != nil {
 		e.cache.Close()
 		return nil, err
 	}

@@ -16,8 +16,8 @@ import (
 
 // newTelemetry returns the instruments of the providers given, or nil,
 // which costs nothing, when both are nil.
-func newTelemetry(mp metrics.MeterProvider, tp tracing.TracerProvider, stats func() keycache.Stats) (*telemetry.Telemetry, error) {
-	t, err := telemetry.New(mp, tp, func() (uint64, uint64) {
+func newTelemetry(mp metrics.MeterProvider, tp tracing.TracerProvider, side string, stats func() keycache.Stats) (*telemetry.Telemetry, error) {
+	t, err := telemetry.New(mp, tp, side, func() (uint64, uint64) {
 		st := stats()
 		return st.Hits, st.Misses
 	})

@@ -59,7 +59,11 @@ func (c fakeCounter) Record(_ context.Context, v float64, o ...metrics.RecordMet
 func (c fakeCounter) Observe(_ context.Context, v int64, o ...metrics.RecordMetricOption) {
 	c.m.mu.Lock()
 	defer c.m.mu.Unlock()
-	c.m.sums[c.name] = float64(v)
+	var ro metrics.RecordMetricOptions
+	for _, fn := range o {
+		fn(&ro)
+	}
+	c.m.sums[fmt.Sprintf("%s{ksse.side=%v}", c.name, ro.Properties.Get("ksse.side"))] = float64(v)
 }
 func (fakeCounter) Stop() {}
 
@@ -126,8 +130,8 @@ func TestMetrics(t *testing.T) {
 		"ksse.records.encrypted{ksse.stream=kinesis:orders}":           3,
 		"ksse.kms.calls{kms.operation=GenerateDataKey,ksse.result=ok}": 1,
 		"ksse.kms.duration{kms.operation=GenerateDataKey}":             1,
-		"ksse.cache.hits":   2,
-		"ksse.cache.misses": 1,
+		"ksse.cache.hits{ksse.side=producer}":                          2,
+		"ksse.cache.misses{ksse.side=producer}":                        1,
 	}, em.collect())
 	require.Equal(t, map[string]float64{
 		"ksse.records.decrypted{ksse.stream=kinesis:orders}":                          2,
@@ -137,8 +141,8 @@ func TestMetrics(t *testing.T) {
 		"ksse.kms.calls{kms.operation=Decrypt,ksse.result=ok}":                        1,
 		"ksse.kms.calls{kms.operation=Decrypt,ksse.result=KMSThrottling}":             1,
 		"ksse.kms.duration{kms.operation=Decrypt}":                                    2,
-		"ksse.cache.hits":   0, // one data key, first seen in the batch
-		"ksse.cache.misses": 2,
+		"ksse.cache.hits{ksse.side=consumer}":                                         0, // one data key, first seen in the batch
+		"ksse.cache.misses{ksse.side=consumer}":                                       2,
 	}, dm.collect())
 }
 

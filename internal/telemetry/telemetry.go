@@ -31,9 +31,10 @@ type Telemetry struct {
 // Stats reads cache counters for the asynchronous instruments.
 type Stats func() (hits, misses uint64)
 
-// New returns the instruments of mp and tp, or nil if both are nil. A
+// New returns the instruments of mp and tp, or nil if both are nil. side
+// ("producer" or "consumer") is the ksse.side of the cache instruments. A
 // provider that fails or panics is an error.
-func New(mp metrics.MeterProvider, tp tracing.TracerProvider, stats Stats) (t *Telemetry, err error) {
+func New(mp metrics.MeterProvider, tp tracing.TracerProvider, side string, stats Stats) (t *Telemetry, err error) {
 	if mp == nil && tp == nil {
 		return nil, nil
 	}
@@ -84,7 +85,7 @@ func New(mp metrics.MeterProvider, tp tracing.TracerProvider, stats Stats) (t *T
 			{"ksse.cache.misses", func(_, m uint64) uint64 { return m }},
 		} {
 			a, e := m.Int64AsyncCounter(c.name, func(ctx context.Context, o metrics.Int64Observer) {
-				o.Observe(ctx, int64(c.read(stats())))
+				o.Observe(ctx, int64(c.read(stats())), attrs("ksse.side", side))
 			}, func(o *metrics.InstrumentOptions) { o.UnitLabel, o.Description = "{lookup}", "Key cache lookups." })
 			if e != nil {
 				t.Stop()
