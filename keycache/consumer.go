@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -233,7 +234,7 @@ func (c *Consumer) unwrap(e *entry) (*envelope.Key, string, error) {
 		EncryptionContext: e.b.Context,
 	}
 	if len(c.opts.AllowedKeyIDs) == 1 {
-		in.KeyId = &c.opts.AllowedKeyIDs[0]
+		in.KeyId = ptr(decryptKeyID(c.opts.AllowedKeyIDs[0]))
 	}
 	c.c.calls.Add(1)
 	out, err := c.client.Decrypt(ctx, in, c.opts.KMSOptions...)
@@ -241,7 +242,7 @@ func (c *Consumer) unwrap(e *entry) (*envelope.Key, string, error) {
 	if in.KeyId != nil && errors.As(err, &incorrect) {
 		// KMS refused because the wrapped key is of another key than the
 		// one allowed: that is strict mode at work, not a bad ciphertext.
-		err = fmt.Errorf("Decrypt: %w: the wrapped key is not of %q", ErrNotAllowed, *in.KeyId)
+		err = fmt.Errorf("Decrypt: %w: the wrapped key is not of %q", ErrNotAllowed, c.opts.AllowedKeyIDs[0])
 		c.c.fail(err)
 		return nil, "", err
 	}
@@ -263,7 +264,7 @@ func (c *Consumer) unwrap(e *entry) (*envelope.Key, string, error) {
 	if out.KeyId != nil {
 		arn = *out.KeyId
 	}
-	if len(c.opts.AllowedKeyIDs) > 0 && !slices.Contains(c.opts.AllowedKeyIDs, arn) {
+	if len(c.opts.AllowedKeyIDs) > 0 && !slices.ContainsFunc(c.opts.AllowedKeyIDs, func(a string) bool { return sameKey(a, arn) }) {
 		err := fmt.Errorf("Decrypt: %w: %q", ErrNotAllowed, arn)
 		c.c.fail(err)
 		return nil, arn, err
@@ -276,6 +277,42 @@ func (c *Consumer) unwrap(e *entry) (*envelope.Key, string, error) {
 	}
 	return key, arn, nil
 }
+
+// sameKey reports whether the key ARNs a and b name the same key: they are
+// equal, or both name the multi-Region key of one key ID ("mrk-…") in one
+// account and partition, in any two Regions. Replicas of a multi-Region key
+// share its key material and key ID: KMS decrypts in one Region what a
+// replica encrypted in another, and names the local replica.
+func sameKey(a, b string) bool {
+	if a == b {
+		return true
+	}
+	pa, ida, oka := mrkParts(a)
+	pb, idb, okb := mrkParts(b)
+	return oka && okb && pa == pb && ida == idb
+}
+
+// mrkParts splits the ARN of a multi-Region key into its partition and
+// account ("arn:PARTITION:kms:*:ACCOUNT") and its key ID.
+func mrkParts(arn string) (where, keyID string, ok bool) {
+	f := strings.SplitN(arn, ":", 6)
+	if len(f) != 6 || f[0] != "arn" || f[2] != "kms" || !strings.HasPrefix(f[5], "key/mrk-") {
+		return "", "", false
+	}
+	return f[1] + ":" + f[4], f[5][len("key/"):], true
+}
+
+// decryptKeyID is the KeyId to send with Decrypt for the one allowed key
+// arn: for a multi-Region key its key ID, which names the replica of the
+// Region the client calls, so that a consumer reads from any Region.
+func decryptKeyID(arn string) string {
+	if _, id, ok := mrkParts(arn); ok {
+		return id
+	}
+	return arn
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // Permanent reports whether err, returned by [Consumer.Key], will recur for
 // the same wrapped key and binding: KMS refused it as an invalid

@@ -62,7 +62,9 @@ type Options struct {
 	// exactly one entry it is also sent as the KeyId of every Decrypt call,
 	// so KMS refuses any other key. A consumer with no entry unwraps
 	// nothing (every lookup fails with ErrNotAllowed), unless
-	// InsecureAllowAnyKey is set.
+	// InsecureAllowAnyKey is set. A multi-Region key's ARN also matches its
+	// replicas in other Regions of the same account, and is sent as its key
+	// ID, which names the replica of the Region called.
 	AllowedKeyIDs []string
 
 	// InsecureAllowAnyKey makes a consumer with no AllowedKeyIDs accept the

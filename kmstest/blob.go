@@ -1,6 +1,7 @@
 package kmstest
 
 import (
+	"bytes"
 	"crypto/cipher"
 	"encoding/binary"
 	"maps"
@@ -48,6 +49,15 @@ func blobKeyID(blob []byte) (string, bool) {
 		return "", false
 	}
 	id := blob[1:blobHeaderLen]
+	if mrk, ok := bytes.CutPrefix(id, []byte("mrk-")); ok {
+		// A multi-Region key ID: "mrk-" and 32 hex digits, as long as a UUID.
+		for _, c := range mrk {
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return "", false
+			}
+		}
+		return string(id), true
+	}
 	for i, c := range id {
 		switch {
 		case i == 8 || i == 13 || i == 18 || i == 23:

@@ -19,11 +19,6 @@ const (
 	AccountID = "111122223333"
 )
 
-const (
-	keyARNPrefix   = "arn:aws:kms:" + Region + ":" + AccountID + ":key/"
-	aliasARNPrefix = "arn:aws:kms:" + Region + ":" + AccountID + ":"
-)
-
 // Default and allowed waiting periods of ScheduleKeyDeletion, in days.
 const (
 	minPendingDays     = 7
@@ -37,6 +32,10 @@ const (
 // operations with the signatures of *kms.Client; the other methods
 // administer the KMS. A KMS is safe for concurrent use.
 type KMS struct {
+	region         string
+	keyARNPrefix   string // arn:aws:kms:REGION:ACCOUNT:key/
+	aliasARNPrefix string // arn:aws:kms:REGION:ACCOUNT:
+
 	mu      sync.Mutex
 	keys    map[string]*key   // by key ID; deleted keys stay as tombstones
 	order   []string          // key IDs in creation order, for ListKeys
@@ -60,19 +59,65 @@ type key struct {
 	pendingDays int32     // when state is PendingDeletion
 	deleted     bool      // tombstone: the key no longer exists
 
-	aead cipher.AEAD // nil unless spec is SYMMETRIC_DEFAULT
+	aead        cipher.AEAD // nil unless spec is SYMMETRIC_DEFAULT
+	multiRegion bool        // a multi-Region key ("mrk-" key ID)
 
 	denyAll bool
 	deny    map[string]bool // operations denied on this key
 }
 
-// New returns an empty KMS: no keys, no aliases, no faults, no latency.
-func New() *KMS {
+// New returns an empty KMS of [Region]: no keys, no aliases, no faults, no
+// latency.
+func New() *KMS { return NewInRegion(Region) }
+
+// NewInRegion returns an empty KMS of another region, for replicas of
+// multi-Region keys (see [KMS.ReplicateKey]).
+func NewInRegion(region string) *KMS {
 	return &KMS{
-		keys:    make(map[string]*key),
-		aliases: make(map[string]string),
-		calls:   make(map[string]int64),
+		region:         region,
+		keyARNPrefix:   "arn:aws:kms:" + region + ":" + AccountID + ":key/",
+		aliasARNPrefix: "arn:aws:kms:" + region + ":" + AccountID + ":",
+		keys:           make(map[string]*key),
+		aliases:        make(map[string]string),
+		calls:          make(map[string]int64),
 	}
+}
+
+// CreateMultiRegionKey creates a symmetric multi-Region primary key, whose
+// key ID starts with "mrk-", and returns its key ID and key ARN.
+func (k *KMS) CreateMultiRegionKey() (keyID, arn string) {
+	md := k.createKey(types.KeySpecSymmetricDefault, types.KeyUsageTypeEncryptDecrypt, "", "mrk-"+strings.ReplaceAll(newUUID(), "-", ""))
+	return *md.KeyId, *md.Arn
+}
+
+// ReplicateKey creates in the KMS of another region to a replica of the
+// multi-Region key keyID: the same key ID and key material, its own ARN
+// (which it returns), state and access. Each decrypts what the other
+// encrypted, and names itself in DecryptOutput.KeyId, as KMS does.
+func (k *KMS) ReplicateKey(keyID string, to *KMS) (string, error) {
+	k.mu.Lock()
+	ky, err := k.resolveLocked(keyID)
+	if err == nil && !ky.multiRegion {
+		err = newError(codeValidation, "%s is not a multi-Region key", ky.arn)
+	}
+	if err == nil && to.region == k.region {
+		err = validationError("the replica region must differ from %s", k.region)
+	}
+	if err != nil {
+		k.mu.Unlock()
+		return "", sdkError(err)
+	}
+	r := &key{id: ky.id, arn: to.keyARNPrefix + ky.id, spec: ky.spec, usage: ky.usage, state: types.KeyStateEnabled,
+		created: time.Now().UTC(), aead: ky.aead, multiRegion: true}
+	k.mu.Unlock()
+	to.mu.Lock()
+	defer to.mu.Unlock()
+	if _, ok := to.keys[r.id]; ok {
+		return "", sdkError(newError(codeAlreadyExists, "%s already exists", r.arn))
+	}
+	to.keys[r.id] = r
+	to.order = append(to.order, r.id)
+	return r.arn, nil
 }
 
 // CreateKey creates a key of the given spec in the Enabled state and returns
@@ -89,7 +134,7 @@ func (k *KMS) CreateKey(spec types.KeySpec) (keyID, arn string) {
 	if !ok {
 		panic(fmt.Sprintf("kmstest: CreateKey: unknown key spec %q", spec))
 	}
-	md := k.createKey(spec, usages[0], "")
+	md := k.createKey(spec, usages[0], "", newUUID())
 	return *md.KeyId, *md.Arn
 }
 
@@ -117,11 +162,11 @@ func keyUsages(spec types.KeySpec) ([]types.KeyUsageType, bool) {
 	}
 }
 
-func (k *KMS) createKey(spec types.KeySpec, usage types.KeyUsageType, description string) *types.KeyMetadata {
-	id := newUUID()
+func (k *KMS) createKey(spec types.KeySpec, usage types.KeyUsageType, description, id string) *types.KeyMetadata {
 	ky := &key{
 		id:          id,
-		arn:         keyARNPrefix + id,
+		arn:         k.keyARNPrefix + id,
+		multiRegion: strings.HasPrefix(id, "mrk-"),
 		spec:        spec,
 		usage:       usage,
 		state:       types.KeyStateEnabled,
@@ -322,27 +367,27 @@ func (k *KMS) resolveLocked(id string) (*key, *apiError) {
 		return nil, validationError("1 validation error detected: Value at 'keyId' failed to satisfy constraint: Member must have length greater than or equal to 1")
 	}
 	keyID := id
-	if isAlias(id) {
-		name := strings.TrimPrefix(id, aliasARNPrefix)
+	if k.isAlias(id) {
+		name := strings.TrimPrefix(id, k.aliasARNPrefix)
 		var ok bool
 		if keyID, ok = k.aliases[name]; !ok {
-			return nil, newError(codeNotFound, "Alias %s%s is not found.", aliasARNPrefix, name)
+			return nil, newError(codeNotFound, "Alias %s%s is not found.", k.aliasARNPrefix, name)
 		}
-	} else if rest, ok := strings.CutPrefix(id, keyARNPrefix); ok {
+	} else if rest, ok := strings.CutPrefix(id, k.keyARNPrefix); ok {
 		keyID = rest
 	} else if strings.HasPrefix(id, "arn:") {
 		return nil, newError(codeNotFound, "Invalid arn %s", id)
 	}
 	ky, ok := k.keys[keyID]
 	if !ok || ky.deleted {
-		return nil, newError(codeNotFound, "Key '%s%s' does not exist", keyARNPrefix, keyID)
+		return nil, newError(codeNotFound, "Key '%s%s' does not exist", k.keyARNPrefix, keyID)
 	}
 	return ky, nil
 }
 
 // isAlias reports whether id is an alias name or alias ARN.
-func isAlias(id string) bool {
-	return strings.HasPrefix(strings.TrimPrefix(id, aliasARNPrefix), "alias/")
+func (k *KMS) isAlias(id string) bool {
+	return strings.HasPrefix(strings.TrimPrefix(id, k.aliasARNPrefix), "alias/")
 }
 
 // useLocked resolves id for the operation op, checking that op is not
@@ -406,7 +451,7 @@ func (ky *key) metadata() *types.KeyMetadata {
 		CustomerMasterKeySpec: types.CustomerMasterKeySpec(ky.spec),
 		KeyManager:            types.KeyManagerTypeCustomer,
 		Origin:                types.OriginTypeAwsKms,
-		MultiRegion:           ptr(false),
+		MultiRegion:           ptr(ky.multiRegion),
 	}
 	if ky.state == types.KeyStatePendingDeletion {
 		md.DeletionDate = ptr(ky.deletion)

@@ -302,7 +302,7 @@ func (k *KMS) createKeyOp(ctx context.Context, in *kms.CreateKeyInput) (*kms.Cre
 	case aws.ToBool(in.MultiRegion):
 		return nil, errUnsupported("MultiRegion")
 	}
-	return &kms.CreateKeyOutput{KeyMetadata: k.createKey(spec, usage, aws.ToString(in.Description))}, nil
+	return &kms.CreateKeyOutput{KeyMetadata: k.createKey(spec, usage, aws.ToString(in.Description), newUUID())}, nil
 }
 
 var aliasName = regexp.MustCompile(`^alias/[a-zA-Z0-9/_-]+$`)
@@ -314,7 +314,7 @@ func (k *KMS) createAlias(op, name, target string) *apiError {
 	if strings.HasPrefix(name, "alias/aws/") {
 		return newError(codeInvalidAlias, "Alias name %s must not begin with alias/aws/.", name)
 	}
-	if target == "" || isAlias(target) {
+	if target == "" || k.isAlias(target) {
 		return validationError("Alias target %q must be a key ID or key ARN.", target)
 	}
 	k.mu.Lock()
@@ -330,7 +330,7 @@ func (k *KMS) createAlias(op, name, target string) *apiError {
 		return newError(codeInvalidState, "%s is pending deletion.", ky.arn)
 	}
 	if _, ok := k.aliases[name]; ok {
-		return newError(codeAlreadyExists, "An alias with the name %s%s already exists", aliasARNPrefix, name)
+		return newError(codeAlreadyExists, "An alias with the name %s%s already exists", k.aliasARNPrefix, name)
 	}
 	k.aliases[name] = ky.id
 	return nil

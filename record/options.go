@@ -110,6 +110,12 @@ type DecryptorOptions struct {
 	// would match no record. With one key, it is also sent as the KeyId of
 	// every Decrypt call, so KMS itself refuses other keys. Required, unless
 	// InsecureAllowAnyKey is set.
+	//
+	// The ARN of a multi-Region key ("key/mrk-…") also matches its replicas
+	// in other Regions of the same account: they share its key material,
+	// and KMS names the replica of the Region it is called in. So a
+	// consumer reads, with a KMS client of its own Region, records written
+	// in another, even while that Region is down.
 	AllowedKeys []string
 
 	// InsecureAllowAnyKey accepts the data keys of any KMS key that the

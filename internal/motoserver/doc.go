@@ -37,4 +37,9 @@
 // that does not exist NotFoundException; KMS enforces the encryption
 // context but not key states (a
 // disabled or pending-deletion key still works; use kmstest for those).
+// Multi-Region keys (CreateKey MultiRegion, ReplicateKey) are created, but
+// no ciphertext of one decrypts, in any Region: moto writes 36 bytes of the
+// key ID into its blob and "mrk-" and a UUID take 40 (AccessDenied); use
+// kmstest's CreateMultiRegionKey and ReplicateKey. GenerateMac computes
+// HMAC_SHA_256 under an HMAC_384 or HMAC_512 key where AWS refuses it.
 package motoserver
