@@ -29,7 +29,7 @@ func ExampleWithEncryption() {
 		panic(err)
 	}
 	defer enc.Close()
-	dec, err := record.NewDecryptor(kmsClient)
+	dec, err := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{keyARN} })
 	if err != nil {
 		panic(err)
 	}
@@ -85,7 +85,7 @@ func ExampleGetRecordsError() {
 	_, keyARN := kmsClient.CreateKey("")
 	enc, _ := record.NewEncryptor(kmsClient, keyARN)
 	defer enc.Close()
-	dec, _ := record.NewDecryptor(kmsClient)
+	dec, _ := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{keyARN} })
 	defer dec.Close()
 
 	fake := newFakeKinesis()
@@ -134,7 +134,7 @@ func ExampleDecryptSubscribeToShardEvent() {
 	_, keyARN := kmsClient.CreateKey("")
 	enc, _ := record.NewEncryptor(kmsClient, keyARN)
 	defer enc.Close()
-	dec, _ := record.NewDecryptor(kmsClient)
+	dec, _ := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{keyARN} })
 	defer dec.Close()
 
 	// An event as SubscribeToShard delivers it (built here for the example).

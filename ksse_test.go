@@ -216,7 +216,7 @@ func newKMSPair(t testing.TB) (*kmstest.KMS, *record.Encryptor, *record.Decrypto
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)
-	dec, err := record.NewDecryptor(k)
+	dec, err := record.NewDecryptor(k, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arn} })
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		enc.Close()

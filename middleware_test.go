@@ -89,7 +89,9 @@ func TestMoto(t *testing.T) {
 	enc, err := record.NewEncryptor(kms.NewFromConfig(cfg), aws.ToString(key.KeyMetadata.Arn))
 	require.NoError(t, err)
 	defer enc.Close()
-	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg))
+	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg), func(o *record.DecryptorOptions) {
+		o.AllowedKeys = []string{aws.ToString(key.KeyMetadata.Arn)}
+	})
 	require.NoError(t, err)
 	defer dec.Close()
 
