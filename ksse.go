@@ -11,11 +11,6 @@
 //	})
 //	client := kinesis.NewFromConfig(cfg, ksse.WithEncryption(enc, dec))
 //
-// The Decryptor trusts only the KMS keys in AllowedKeys, named by key ARN.
-// A Decryptor built with InsecureAllowAnyKey is refused by GetRecords
-// ([ErrDecryptorTrustsAnyKey]) unless [Options].InsecureAllowAnyKey is set
-// too.
-//
 // With it, PutRecord and PutRecords encrypt each record (the partition key
 // is hidden, and an ExplicitHashKey computed from the plaintext partition
 // key keeps the record on the shard it would have gone to), and GetRecords
@@ -24,6 +19,11 @@
 // program changes. The work is done by package record ([record.Encryptor],
 // [record.Decryptor]), whose documentation describes the keys and the
 // format; this package only places it in the SDK's middleware stack.
+//
+// The Decryptor trusts only the KMS keys in AllowedKeys, named by key ARN.
+// A Decryptor built with InsecureAllowAnyKey is refused by GetRecords
+// ([ErrDecryptorTrustsAnyKey]) unless [Options].InsecureAllowAnyKey is set
+// too.
 //
 // # Which stream a GetRecords call reads
 //
@@ -75,12 +75,16 @@
 //	for {
 //		out, err := client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it})
 //		if err != nil {
-//			// back off, then retry with the same it
-//			continue
+//			return err // or back off and retry with the same it
 //		}
 //		process(out.Records)
 //		it = out.NextShardIterator
 //	}
+//
+// One call unwraps at most record.DecryptorOptions.MaxNewKeysPerBatch new
+// data keys (default 128), within the Decryptor's KMS rate limit. A
+// response with thousands of distinct new data keys may then fail for now
+// on every retry; a Limit on GetRecordsInput bounds that.
 //
 // [KeyARNs] gives the KMS key of each record returned.
 //
