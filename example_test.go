@@ -29,7 +29,7 @@ func ExampleWithEncryption() {
 		panic(err)
 	}
 	defer enc.Close()
-	dec, err := record.NewDecryptor(kmsClient)
+	dec, err := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{keyARN} })
 	if err != nil {
 		panic(err)
 	}
@@ -76,16 +76,16 @@ func ExampleWithEncryption() {
 	// stored: ksse, envelope true
 }
 
-// A record that fails to decrypt makes GetRecords fail. The error carries
-// the rest of the output, so a consumer may log the failed records and go
-// on from the next iterator.
+// Without OnReject, a record that fails to decrypt makes GetRecords fail.
+// The error carries the rest of the output, so a consumer may log the
+// failed records and go on from the next iterator.
 func ExampleGetRecordsError() {
 	ctx := context.Background()
 	kmsClient := kmstest.New()
 	_, keyARN := kmsClient.CreateKey("")
 	enc, _ := record.NewEncryptor(kmsClient, keyARN)
 	defer enc.Close()
-	dec, _ := record.NewDecryptor(kmsClient)
+	dec, _ := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{keyARN} })
 	defer dec.Close()
 
 	fake := newFakeKinesis()
@@ -125,6 +125,60 @@ func ExampleGetRecordsError() {
 	// next iterator: true
 }
 
+// With OnReject, GetRecords reads on past records that will never decrypt:
+// it takes them out of the output and reports them. The usual loop, which
+// stops (or backs off and retries) on any error, needs no change. KeyARNs
+// tells the KMS key of each record returned.
+func ExampleOptions() {
+	ctx := context.Background()
+	kmsClient := kmstest.New()
+	_, keyARN := kmsClient.CreateKey("")
+	enc, _ := record.NewEncryptor(kmsClient, keyARN)
+	defer enc.Close()
+	dec, _ := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{keyARN} })
+	defer dec.Close()
+
+	fake := newFakeKinesis()
+	client := kinesis.New(fakeClientOptions(fake), ksse.WithEncryption(enc, dec, func(o *ksse.Options) {
+		o.OnReject = func(ctx context.Context, r ksse.Rejected) {
+			// Log where it is, never its content.
+			fmt.Printf("rejected %s/%s: %v\n", r.Stream, aws.ToString(r.Record.SequenceNumber), r.Err)
+		}
+	}))
+	// Someone without the key writes a record in plaintext.
+	plain := kinesis.New(fakeClientOptions(fake))
+	for i, c := range []*kinesis.Client{client, plain, client} {
+		_, err := c.PutRecord(ctx, &kinesis.PutRecordInput{
+			StreamName: aws.String("orders"), PartitionKey: aws.String("k"), Data: []byte(fmt.Sprint("hello ", i+1)),
+		})
+		if err != nil {
+			panic(err)
+		}
+	}
+
+	it, err := client.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+		StreamName:        aws.String("orders"),
+		ShardId:           aws.String("shardId-000000000000"),
+		ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
+	})
+	if err != nil {
+		panic(err)
+	}
+	out, err := client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
+	if err != nil {
+		// A transient failure: back off, then retry with the same iterator.
+		panic(err)
+	}
+	arns := ksse.KeyARNs(out.ResultMetadata)
+	for i, r := range out.Records {
+		fmt.Printf("read %s: %q (allowed key: %v)\n", aws.ToString(r.SequenceNumber), r.Data, arns[i] == keyARN)
+	}
+	// Output:
+	// rejected orders/2: record: record is not encrypted
+	// read 1: "hello 1" (allowed key: true)
+	// read 3: "hello 3" (allowed key: true)
+}
+
 // Enhanced fan-out delivers records in SubscribeToShard events; decrypt
 // each event's records in place, naming the stream by the consumer ARN
 // given to SubscribeToShard.
@@ -134,7 +188,7 @@ func ExampleDecryptSubscribeToShardEvent() {
 	_, keyARN := kmsClient.CreateKey("")
 	enc, _ := record.NewEncryptor(kmsClient, keyARN)
 	defer enc.Close()
-	dec, _ := record.NewDecryptor(kmsClient)
+	dec, _ := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{keyARN} })
 	defer dec.Close()
 
 	// An event as SubscribeToShard delivers it (built here for the example).

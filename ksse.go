@@ -4,8 +4,11 @@
 //
 // One option on the client turns encryption on:
 //
-//	enc, _ := record.NewEncryptor(kms.NewFromConfig(cfg), "alias/orders")
-//	dec, _ := record.NewDecryptor(kms.NewFromConfig(cfg))
+//	keyARN := "arn:aws:kms:us-east-1:111122223333:key/1234abcd-…"
+//	enc, _ := record.NewEncryptor(kms.NewFromConfig(cfg), keyARN)
+//	dec, _ := record.NewDecryptor(kms.NewFromConfig(cfg), func(o *record.DecryptorOptions) {
+//		o.AllowedKeys = []string{keyARN} // the keys whose records it trusts
+//	})
 //	client := kinesis.NewFromConfig(cfg, ksse.WithEncryption(enc, dec))
 //
 // With it, PutRecord and PutRecords encrypt each record (the partition key
@@ -16,6 +19,11 @@
 // program changes. The work is done by package record ([record.Encryptor],
 // [record.Decryptor]), whose documentation describes the keys and the
 // format; this package only places it in the SDK's middleware stack.
+//
+// The Decryptor trusts only the KMS keys in AllowedKeys, named by key ARN.
+// A Decryptor built with InsecureAllowAnyKey is refused by GetRecords
+// ([ErrDecryptorTrustsAnyKey]) unless [Options].InsecureAllowAnyKey is set
+// too.
 //
 // # Which stream a GetRecords call reads
 //
@@ -43,16 +51,48 @@
 // number of results differs from the number of records, since its results
 // cannot be matched to records (a retry may then duplicate some).
 //
-// A record that fails to decrypt (not authentic, or its data key refused by
-// KMS) makes GetRecords return an error: a *[GetRecordsError], which carries
-// the output with every other record decrypted and the failed ones with nil
-// Data, and which wraps the *record.BatchError listing them. A caller that
-// chooses to skip them continues from the output's NextShardIterator. No
-// bytes that failed authentication are ever returned.
+// A record fails to decrypt either for good or for now. For good
+// ([record.IsPermanent]): it is forged, tampered with, written for another
+// stream, not encrypted, or under a KMS key not allowed or refused by KMS.
+// For now: KMS throttling, the Decryptor's KMS rate limit, a KMS or network
+// error, an ended context. No bytes that failed authentication are ever
+// returned.
+//
+// By default a failed record makes GetRecords return an error: a
+// *[GetRecordsError], which carries the output with every other record
+// decrypted and the failed ones with nil Data, and which wraps the
+// *record.BatchError listing them. A caller that chooses to skip them
+// continues from the output's NextShardIterator.
+//
+// With [Options].OnReject set, GetRecords survives bad records. A record
+// that fails for good is taken out of the output and passed to OnReject;
+// the call succeeds. A record that fails for now makes the call fail with a
+// *GetRecordsError whose Output is nil; no record is rejected then. Retry
+// the same call, with the same shard iterator, after a backoff; the
+// iterator is valid for 5 minutes. So the usual loop reads on past forged
+// and plaintext records, and loses nothing:
+//
+//	for {
+//		out, err := client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it})
+//		if err != nil {
+//			return err // or back off and retry with the same it
+//		}
+//		process(out.Records)
+//		it = out.NextShardIterator
+//	}
+//
+// One call unwraps at most record.DecryptorOptions.MaxNewKeysPerBatch new
+// data keys (default 128), within the Decryptor's KMS rate limit. A
+// response with thousands of distinct new data keys may then fail for now
+// on every retry; a Limit on GetRecordsInput bounds that.
+//
+// [KeyARNs] gives the KMS key of each record returned.
 //
 // Enhanced fan-out (SubscribeToShard) delivers records through an event
-// stream that a middleware cannot safely rewrite; decrypt its events with
-// [DecryptSubscribeToShardEvent].
+// stream that a middleware cannot safely rewrite: SubscribeToShard through
+// a client with the option fails with [ErrSubscribeToShard] before
+// anything is sent. Call it on a client without the option, and decrypt
+// its events with [DecryptSubscribeToShardEvent].
 //
 // Every request of a client with the option carries the user-agent marker
 // "ksse/VERSION".
@@ -89,6 +129,17 @@ var (
 	// ErrNoDecryptor is returned by GetRecords on a client configured with a
 	// nil Decryptor: records are not returned undecrypted.
 	ErrNoDecryptor = errors.New("ksse: no Decryptor configured: refusing to return records undecrypted")
+
+	// ErrDecryptorTrustsAnyKey is returned by GetRecords, before anything is
+	// sent, on a client whose Decryptor was built with
+	// record.DecryptorOptions.InsecureAllowAnyKey, unless
+	// [Options].InsecureAllowAnyKey is set too.
+	ErrDecryptorTrustsAnyKey = errors.New("ksse: GetRecords: the Decryptor trusts any KMS key (InsecureAllowAnyKey), so anyone who can write to the stream and use some KMS key could forge records; give it AllowedKeys, or set ksse.Options.InsecureAllowAnyKey as well")
+
+	// ErrSubscribeToShard is returned by SubscribeToShard, before anything
+	// is sent, on a client with [WithEncryption]: the middleware cannot
+	// decrypt an event stream.
+	ErrSubscribeToShard = errors.New("ksse: SubscribeToShard cannot be decrypted by WithEncryption; call it on a client without the option and decrypt each event with ksse.DecryptSubscribeToShardEvent")
 )
 
 // MaxIterators is how many shard iterators a client with [WithEncryption]
@@ -98,6 +149,36 @@ var (
 // about half of it.
 const MaxIterators = 1 << 14
 
+// Options configure [WithEncryption].
+type Options struct {
+	// InsecureAllowAnyKey lets GetRecords use a Decryptor built with
+	// record.DecryptorOptions.InsecureAllowAnyKey. Without it such a
+	// client's GetRecords fails with [ErrDecryptorTrustsAnyKey].
+	InsecureAllowAnyKey bool
+
+	// OnReject, when set, makes GetRecords take the records that will never
+	// decrypt out of its output and pass them here, instead of failing (see
+	// the package documentation). It is called during GetRecords, in the
+	// order of the records, before the call returns, and only for a call
+	// that succeeds. Without it, a failed record makes GetRecords return a
+	// *[GetRecordsError].
+	OnReject func(ctx context.Context, r Rejected)
+}
+
+// Rejected is a record that GetRecords took out of its output because it
+// will never decrypt.
+type Rejected struct {
+	// Stream is the stream it was read from: the GetRecordsInput.StreamARN,
+	// or the stream named to GetShardIterator.
+	Stream string
+	// Record is the record as read: Data is the ciphertext (or whatever
+	// was written), PartitionKey the one on the wire. Log its
+	// SequenceNumber, not its content.
+	Record types.Record
+	// Err is why: record.IsPermanent(Err) is true.
+	Err error
+}
+
 // WithEncryption returns a client option that makes a Kinesis client
 // encrypt the records of PutRecord and PutRecords with enc and decrypt those
 // of GetRecords with dec, as the package documentation describes:
@@ -106,31 +187,40 @@ const MaxIterators = 1 << 14
 //
 // Either may be nil for a client that only produces or only consumes; the
 // operations that need the missing one then fail with [ErrNoEncryptor] or
-// [ErrNoDecryptor] before sending anything. The option also adds the
-// "ksse/VERSION" user-agent marker. Options such as record.Options.KinesisOptions
-// do not apply to calls made through the client: configure the client
-// instead.
+// [ErrNoDecryptor] before sending anything. SubscribeToShard fails with
+// [ErrSubscribeToShard]. The option also adds the "ksse/VERSION" user-agent
+// marker. Options such as record.EncryptorOptions.KinesisOptions do not
+// apply to calls made through the client: configure the client instead.
 //
 // Give the option once, to the client (or to one call): the client's
 // memory of shard iterators belongs to the returned option.
-func WithEncryption(enc *record.Encryptor, dec *record.Decryptor) func(*kinesis.Options) {
-	m := &transparent{enc: enc, dec: dec, iterators: newIteratorStreams(MaxIterators)}
+func WithEncryption(enc *record.Encryptor, dec *record.Decryptor, optFns ...func(*Options)) func(*kinesis.Options) {
+	var o Options
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	m := &transparent{enc: enc, dec: dec, opts: o, iterators: newIteratorStreams(MaxIterators)}
 	return func(o *kinesis.Options) {
 		o.APIOptions = append(o.APIOptions, m.addTo)
 	}
 }
 
 // GetRecordsError is the error of a GetRecords call through a client with
-// [WithEncryption] when some records fail to decrypt. Output is the
-// response with every other record decrypted; the failed records are in
-// place, with nil Data, and are listed by index in Err. The error wraps Err,
-// so errors.As finds the *record.BatchError, and errors.Is matches the
-// reason of each record (envelope.ErrOpen, a KMS error class, …).
+// [WithEncryption] when records fail to decrypt. The error wraps Err, so
+// errors.As finds the *record.BatchError, and errors.Is matches the reason
+// of each record (envelope.ErrOpen, a KMS error class, …).
+//
+// Without [Options].OnReject, Output is the response with every other
+// record decrypted; the failed records are in place, with nil Data, and Err
+// lists them all by index. With OnReject, the error means a transient
+// failure: Output is nil, Err lists the records that failed for now, and
+// the call is to be retried with the same shard iterator.
 type GetRecordsError struct {
 	// Output is the GetRecords response, decrypted but for the failed
-	// records, which have nil Data.
+	// records, which have nil Data; nil with OnReject.
 	Output *kinesis.GetRecordsOutput
-	// Err lists the failed records by index, with the reason of each.
+	// Err lists the failed records by index in the response, with the
+	// reason of each.
 	Err *record.BatchError
 }
 
@@ -147,8 +237,10 @@ func (e *GetRecordsError) Unwrap() error { return e.Err }
 //
 // As [record.Decryptor.DecryptRecords] does, each record gets its plaintext
 // Data and PartitionKey; a record that fails is left with nil Data and the
-// error is a *record.BatchError listing the failed records by index. The
-// event's ContinuationSequenceNumber is untouched.
+// error is a *record.BatchError listing the failed records by index, with
+// the reason of each ([record.IsPermanent] tells a record to skip from one
+// to retry). The distinct data keys of the event are unwrapped
+// concurrently. The event's ContinuationSequenceNumber is untouched.
 func DecryptSubscribeToShardEvent(ctx context.Context, dec *record.Decryptor, stream string, ev *types.SubscribeToShardEvent) error {
 	if dec == nil {
 		return ErrNoDecryptor

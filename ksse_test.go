@@ -3,19 +3,23 @@ package ksse_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/stretchr/testify/require"
 
@@ -212,17 +216,25 @@ func fakeClientOptions(f *fakeKinesis) kinesis.Options {
 // newKMSPair returns an Encryptor and a Decryptor on a fresh test KMS.
 func newKMSPair(t testing.TB) (*kmstest.KMS, *record.Encryptor, *record.Decryptor) {
 	t.Helper()
+	k, enc, dec, _ := newKMS(t)
+	return k, enc, dec
+}
+
+// newKMS returns an Encryptor and a Decryptor on a fresh test KMS, and the
+// ARN of its key.
+func newKMS(t testing.TB) (*kmstest.KMS, *record.Encryptor, *record.Decryptor, string) {
+	t.Helper()
 	k := kmstest.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)
-	dec, err := record.NewDecryptor(k)
+	dec, err := record.NewDecryptor(k, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arn} })
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		enc.Close()
 		dec.Close()
 	})
-	return k, enc, dec
+	return k, enc, dec, arn
 }
 
 func TestMain(m *testing.M) { mototest.Main(m) }
@@ -671,4 +683,367 @@ func BenchmarkPutRecords(b *testing.B) {
 			}
 		})
 	}
+}
+
+// forged returns an envelope made without KMS: the body sealed under a data
+// key of the forger's choosing, with a made-up wrapped key.
+func forged(t testing.TB, stream, pk, payload string) []byte {
+	t.Helper()
+	dk, wk := make([]byte, 32), make([]byte, 184)
+	rand.Read(dk)
+	rand.Read(wk)
+	k, err := envelope.NewKey(dk, wk, []byte("kinesis:"+stream))
+	require.NoError(t, err)
+	defer k.Destroy()
+	data, err := k.Seal(nil, []byte(pk), []byte(payload))
+	require.NoError(t, err)
+	return data
+}
+
+// TestTrustsAnyKey: GetRecords refuses a Decryptor that trusts any key,
+// before sending, unless the client opts out too.
+func TestTrustsAnyKey(t *testing.T) {
+	ctx := context.Background()
+	k, enc, _ := newKMSPair(t)
+	anyKey, err := record.NewDecryptor(k, func(o *record.DecryptorOptions) { o.InsecureAllowAnyKey = true })
+	require.NoError(t, err)
+	defer anyKey.Close()
+	require.True(t, anyKey.TrustsAnyKey())
+
+	f := newFakeKinesis()
+	client := kinesis.New(fakeClientOptions(f), ksse.WithEncryption(enc, anyKey))
+	_, err = client.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("orders"), PartitionKey: aws.String("k"), Data: []byte("v")})
+	require.NoError(t, err, "producing is not affected")
+	it := getIterator(t, client, "orders")
+	before := len(f.ops())
+	_, err = client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it})
+	require.ErrorIs(t, err, ksse.ErrDecryptorTrustsAnyKey)
+	require.Len(t, f.ops(), before, "GetRecords was sent")
+
+	insecure := kinesis.New(fakeClientOptions(f), ksse.WithEncryption(enc, anyKey, func(o *ksse.Options) { o.InsecureAllowAnyKey = true }))
+	out, err := insecure.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: getIterator(t, insecure, "orders")})
+	require.NoError(t, err)
+	require.Equal(t, []string{"k:v"}, texts(out.Records))
+}
+
+// TestKeyARNs: the KMS key of each record returned, index-aligned with the
+// output's records, in every mode.
+func TestKeyARNs(t *testing.T) {
+	ctx := context.Background()
+	k := kmstest.New()
+	_, arnA := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	_, arnB := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	encA, err := record.NewEncryptor(k, arnA)
+	require.NoError(t, err)
+	defer encA.Close()
+	encB, err := record.NewEncryptor(k, arnB)
+	require.NoError(t, err)
+	defer encB.Close()
+	dec, err := record.NewDecryptor(k, func(o *record.DecryptorOptions) {
+		o.AllowedKeys, o.AllowPlaintext = []string{arnA, arnB}, true
+	})
+	require.NoError(t, err)
+	defer dec.Close()
+	strict, err := record.NewDecryptor(k, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arnA, arnB} })
+	require.NoError(t, err)
+	defer strict.Close()
+
+	f := newFakeKinesis()
+	plain := kinesis.New(fakeClientOptions(f))
+	put := func(data []byte) {
+		_, err := plain.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("orders"), PartitionKey: aws.String("ksse"), Data: data})
+		require.NoError(t, err)
+	}
+	for _, e := range []*record.Encryptor{encA, encB, nil, encA} {
+		if e == nil {
+			put([]byte("plaintext"))
+			continue
+		}
+		r, err := e.Encrypt(ctx, "orders", "k", []byte("v"))
+		require.NoError(t, err)
+		put(r.Data)
+	}
+
+	client := kinesis.New(fakeClientOptions(f), ksse.WithEncryption(nil, dec))
+	out, err := client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: getIterator(t, client, "orders")})
+	require.NoError(t, err)
+	require.Equal(t, []string{arnA, arnB, "", arnA}, ksse.KeyARNs(out.ResultMetadata))
+
+	// A failed record ("plaintext", not allowed here) has "" in the
+	// error's output ...
+	client = kinesis.New(fakeClientOptions(f), ksse.WithEncryption(nil, strict))
+	_, err = client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: getIterator(t, client, "orders")})
+	var gre *ksse.GetRecordsError
+	require.ErrorAs(t, err, &gre)
+	require.Equal(t, []string{arnA, arnB, "", arnA}, ksse.KeyARNs(gre.Output.ResultMetadata))
+
+	// ... and is taken out, with its key, in skip mode.
+	var rejected []ksse.Rejected
+	client = kinesis.New(fakeClientOptions(f), ksse.WithEncryption(nil, strict, func(o *ksse.Options) {
+		o.OnReject = func(_ context.Context, r ksse.Rejected) { rejected = append(rejected, r) }
+	}))
+	out, err = client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: getIterator(t, client, "orders")})
+	require.NoError(t, err)
+	require.Len(t, out.Records, 3)
+	require.Equal(t, []string{arnA, arnB, arnA}, ksse.KeyARNs(out.ResultMetadata))
+	require.Len(t, rejected, 1)
+
+	// Other calls have none.
+	ps, err := client.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+		StreamName: aws.String("orders"), ShardId: aws.String(fakeShardID), ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
+	})
+	require.NoError(t, err)
+	require.Nil(t, ksse.KeyARNs(ps.ResultMetadata))
+}
+
+// TestSkipMode: with OnReject, GetRecords takes out the records that will
+// never decrypt and reports them once; a transient failure fails the call
+// with nothing of the output, and a retry with the same iterator reads it
+// all.
+func TestSkipMode(t *testing.T) {
+	ctx := context.Background()
+	k, enc, dec, keyARN := newKMS(t)
+	f := newFakeKinesis()
+	plain := kinesis.New(fakeClientOptions(f))
+	var rejected []ksse.Rejected
+	client := kinesis.New(fakeClientOptions(f), ksse.WithEncryption(enc, dec, func(o *ksse.Options) {
+		o.OnReject = func(_ context.Context, r ksse.Rejected) { rejected = append(rejected, r) }
+	}))
+	put := func(data []byte) {
+		_, err := plain.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("orders"), PartitionKey: aws.String("ksse"), Data: data})
+		require.NoError(t, err)
+	}
+	enc1 := func(v string) []byte {
+		r, err := enc.Encrypt(ctx, "orders", "pk", []byte(v))
+		require.NoError(t, err)
+		return r.Data
+	}
+	tampered := enc1("secret")
+	tampered[len(tampered)-3] ^= 1
+	forgedData := forged(t, "orders", "pk", "forged")
+	written := [][]byte{enc1("one"), tampered, []byte("plaintext"), enc1("two"), forgedData, enc1("three")}
+	for _, d := range written {
+		put(d)
+	}
+
+	out, err := client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: getIterator(t, client, "orders")})
+	require.NoError(t, err)
+	require.Equal(t, []string{"pk:one", "pk:two", "pk:three"}, texts(out.Records))
+	require.Equal(t, []string{"1", "4", "6"}, seqs(out.Records))
+	require.Len(t, rejected, 3)
+	for i, want := range []struct {
+		seq  string
+		data []byte
+		err  error
+	}{{"2", tampered, envelope.ErrOpen}, {"3", []byte("plaintext"), record.ErrNotEncrypted}, {"5", forgedData, envelope.ErrOpen}} {
+		r := rejected[i]
+		require.Equal(t, want.seq, aws.ToString(r.Record.SequenceNumber))
+		require.Equal(t, want.data, r.Record.Data, "the record as read")
+		require.ErrorIs(t, r.Err, want.err)
+		require.True(t, record.IsPermanent(r.Err))
+		require.Equal(t, "orders", r.Stream)
+	}
+
+	// KMS throttles: the call fails, nothing rejected, and the same
+	// iterator reads it all once KMS answers again.
+	rejected = nil
+	put(forged(t, "orders", "pk", "forged again"))
+	put(enc1("four"))
+	// A new data key for "five": the Encryptor's key cache does not
+	// know it, so the Decryptor must call KMS.
+	enc2, err := record.NewEncryptor(k, keyARN)
+	require.NoError(t, err)
+	defer enc2.Close()
+	r5, err := enc2.Encrypt(ctx, "orders", "pk", []byte("five"))
+	require.NoError(t, err)
+	put(r5.Data)
+	k.InjectFault("Decrypt", kmstest.Fault{Code: "ThrottlingException"}, -1)
+	next := out.NextShardIterator
+	out, err = client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: next})
+	require.Nil(t, out)
+	var gre *ksse.GetRecordsError
+	require.ErrorAs(t, err, &gre)
+	require.Nil(t, gre.Output, "nothing of the output with a transient failure")
+	require.Equal(t, []int{0, 2}, gre.Err.Indexes(), "only the transient failures")
+	for _, fl := range gre.Err.Failed {
+		require.False(t, record.IsPermanent(fl.Err))
+	}
+	require.Empty(t, rejected, "rejected before the call succeeded")
+
+	k.ClearFaults()
+	out, err = client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: next})
+	require.NoError(t, err)
+	require.Equal(t, []string{"pk:four", "pk:five"}, texts(out.Records))
+	require.Len(t, rejected, 1)
+	require.Equal(t, "7", aws.ToString(rejected[0].Record.SequenceNumber))
+}
+
+func seqs(recs []types.Record) []string {
+	var s []string
+	for _, r := range recs {
+		s = append(s, aws.ToString(r.SequenceNumber))
+	}
+	return s
+}
+
+// TestSubscribeToShardRefused: the middleware cannot decrypt an event
+// stream, so SubscribeToShard fails before anything is sent.
+func TestSubscribeToShardRefused(t *testing.T) {
+	_, enc, dec := newKMSPair(t)
+	f := newFakeKinesis()
+	client := kinesis.New(fakeClientOptions(f), ksse.WithEncryption(enc, dec))
+	_, err := client.SubscribeToShard(context.Background(), &kinesis.SubscribeToShardInput{
+		ConsumerARN:      aws.String("arn:aws:kinesis:us-east-1:111122223333:stream/orders/consumer/app:1700000000"),
+		ShardId:          aws.String(fakeShardID),
+		StartingPosition: &types.StartingPosition{Type: types.ShardIteratorTypeLatest},
+	})
+	require.ErrorIs(t, err, ksse.ErrSubscribeToShard)
+	require.Contains(t, err.Error(), "DecryptSubscribeToShardEvent")
+	require.Empty(t, f.ops())
+}
+
+// inFlightSpy is a KMS client that counts Decrypt calls and the most in
+// flight at once. The first gate calls wait until gate calls are in
+// flight together (or 10 s pass, which then shows in the count), so a
+// fan-out of gate is observed without relying on timing.
+type inFlightSpy struct {
+	*kmstest.KMS
+	mu                   sync.Mutex
+	calls, inFlight, max int
+	gate                 int
+	opened               bool
+	open                 chan struct{}
+}
+
+func newInFlightSpy(k *kmstest.KMS, gate int) *inFlightSpy {
+	return &inFlightSpy{KMS: k, gate: gate, open: make(chan struct{})}
+}
+
+func (s *inFlightSpy) Decrypt(ctx context.Context, in *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error) {
+	s.mu.Lock()
+	s.calls++
+	s.inFlight++
+	s.max = max(s.max, s.inFlight)
+	wait := s.calls <= s.gate
+	if s.inFlight == s.gate && !s.opened {
+		s.opened = true
+		close(s.open)
+	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
+	if wait {
+		select {
+		case <-s.open:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	return s.KMS.Decrypt(ctx, in, optFns...)
+}
+
+// coldBatch returns n records of stream "orders" written by producers
+// Encryptors, each with its own data key, round robin.
+func coldBatch(t testing.TB, k *kmstest.KMS, keyARN string, n, producers int) []types.Record {
+	t.Helper()
+	var recs []types.Record
+	encs := make([]*record.Encryptor, producers)
+	for i := range encs {
+		e, err := record.NewEncryptor(k, keyARN)
+		require.NoError(t, err)
+		defer e.Close()
+		encs[i] = e
+	}
+	for i := range n {
+		r, err := encs[i%producers].Encrypt(context.Background(), "orders", fmt.Sprint("pk-", i), []byte(fmt.Sprint("record ", i)))
+		require.NoError(t, err)
+		recs = append(recs, types.Record{Data: r.Data, PartitionKey: aws.String(r.PartitionKey), SequenceNumber: aws.String(strconv.Itoa(i + 1))})
+	}
+	return recs
+}
+
+// TestColdBatch: a cold batch of 500 records from 64 producers (64 data
+// keys) makes one KMS Decrypt per data key, 16 at once, through GetRecords
+// and DecryptSubscribeToShardEvent alike.
+func TestColdBatch(t *testing.T) {
+	const n, producers, latency = 500, 64, 20 * time.Millisecond
+	k := kmstest.New()
+	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	recs := coldBatch(t, k, arn, n, producers)
+	k.SetLatency(latency)
+
+	for _, via := range []string{"GetRecords", "DecryptSubscribeToShardEvent"} {
+		t.Run(via, func(t *testing.T) {
+			ctx := context.Background()
+			spy := newInFlightSpy(k, 16)
+			dec, err := record.NewDecryptor(spy, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arn} })
+			require.NoError(t, err)
+			defer dec.Close()
+
+			var got []types.Record
+			var took time.Duration
+			switch via {
+			case "GetRecords":
+				f := newFakeKinesis()
+				var entries []types.PutRecordsRequestEntry
+				for _, r := range recs {
+					entries = append(entries, types.PutRecordsRequestEntry{Data: r.Data, PartitionKey: r.PartitionKey})
+				}
+				_, err := kinesis.New(fakeClientOptions(f)).PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("orders"), Records: entries})
+				require.NoError(t, err)
+				client := kinesis.New(fakeClientOptions(f), ksse.WithEncryption(nil, dec))
+				it := getIterator(t, client, "orders")
+				start := time.Now()
+				out, err := client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it})
+				took = time.Since(start)
+				require.NoError(t, err)
+				got = out.Records
+			default:
+				ev := &types.SubscribeToShardEvent{Records: slices.Clone(recs)}
+				start := time.Now()
+				err := ksse.DecryptSubscribeToShardEvent(ctx, dec, "arn:aws:kinesis:us-east-1:111122223333:stream/orders/consumer/app:1", ev)
+				took = time.Since(start)
+				require.NoError(t, err)
+				got = ev.Records
+			}
+			require.Len(t, got, n)
+			for i, r := range got {
+				require.Equal(t, fmt.Sprint("record ", i), string(r.Data))
+			}
+			spy.mu.Lock()
+			defer spy.mu.Unlock()
+			require.Equal(t, producers, spy.calls, "one KMS Decrypt per data key")
+			require.Equal(t, 16, spy.max, "KMS Decrypt calls in flight at most")
+			t.Logf("cold batch via %s: %d records, %d data keys, %v KMS latency: %v (%d sequential round trips: %v)",
+				via, n, producers, latency, took.Round(time.Millisecond), producers, producers*latency)
+		})
+	}
+}
+
+// BenchmarkColdBatch decrypts a cold SubscribeToShard event of 500 records
+// from 64 producers with 20 ms KMS latency: 64 Decrypt calls, 16 at once,
+// so about 4 round trips rather than 64.
+func BenchmarkColdBatch(b *testing.B) {
+	const n, producers = 500, 64
+	k := kmstest.New()
+	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	recs := coldBatch(b, k, arn, n, producers)
+	k.SetLatency(20 * time.Millisecond)
+	ctx := context.Background()
+	before := k.Calls("Decrypt")
+	for b.Loop() {
+		dec, err := record.NewDecryptor(k, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arn} })
+		if err != nil {
+			b.Fatal(err)
+		}
+		ev := &types.SubscribeToShardEvent{Records: slices.Clone(recs)}
+		if err := ksse.DecryptSubscribeToShardEvent(ctx, dec, "orders", ev); err != nil {
+			b.Fatal(err)
+		}
+		dec.Close()
+	}
+	b.ReportMetric(float64(k.Calls("Decrypt")-before)/float64(b.N), "kms-decrypts/op")
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/op")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,6 +27,7 @@ const middlewareID = "ksse.Encryption"
 type transparent struct {
 	enc       *record.Encryptor
 	dec       *record.Decryptor
+	opts      Options
 	iterators *iteratorStreams
 }
 
@@ -55,6 +57,8 @@ func (t *transparent) HandleInitialize(ctx context.Context, in middleware.Initia
 		return t.getShardIterator(ctx, p, in, next)
 	case *kinesis.GetRecordsInput:
 		return t.getRecords(ctx, p, in, next)
+	case *kinesis.SubscribeToShardInput:
+		return middleware.InitializeOutput{}, middleware.Metadata{}, ErrSubscribeToShard
 	}
 	return next.HandleInitialize(ctx, in)
 }
@@ -185,6 +189,9 @@ func (t *transparent) getRecords(ctx context.Context, p *kinesis.GetRecordsInput
 	if t.dec == nil {
 		return none, middleware.Metadata{}, ErrNoDecryptor
 	}
+	if t.dec.TrustsAnyKey() && !t.opts.InsecureAllowAnyKey {
+		return none, middleware.Metadata{}, ErrDecryptorTrustsAnyKey
+	}
 	stream := deref(p.StreamARN)
 	if stream == "" {
 		var ok bool
@@ -206,15 +213,87 @@ func (t *transparent) getRecords(ctx context.Context, p *kinesis.GetRecordsInput
 	if res.NextShardIterator != nil {
 		t.iterators.put(*res.NextShardIterator, stream)
 	}
-	if err := t.dec.DecryptRecords(ctx, stream, res.Records); err != nil {
-		var be *record.BatchError
-		if errors.As(err, &be) {
-			res.ResultMetadata = md
-			return none, md, &GetRecordsError{Output: res, Err: be}
-		}
+
+	var read []types.Record // as read, for OnReject
+	if t.opts.OnReject != nil {
+		read = slices.Clone(res.Records)
+	}
+	data := make([][]byte, len(res.Records))
+	for i := range res.Records {
+		data[i] = res.Records[i].Data
+	}
+	dec, err := t.dec.DecryptBatch(ctx, stream, data)
+	if dec == nil {
 		return none, md, err
 	}
+	record.ApplyDecrypted(res.Records, dec, err)
+	arns := make([]string, len(dec))
+	for i, d := range dec {
+		arns[i] = d.KeyARN
+	}
+	if err == nil {
+		md.Set(keyARNsKey{}, arns)
+		return out, md, nil
+	}
+	be, ok := err.(*record.BatchError)
+	if !ok {
+		return none, md, err
+	}
+	be.Op = "DecryptRecords"
+	if t.opts.OnReject == nil {
+		md.Set(keyARNsKey{}, arns)
+		res.ResultMetadata = md
+		return none, md, &GetRecordsError{Output: res, Err: be}
+	}
+
+	// Skip mode: a transient failure fails the call, with nothing of the
+	// output, to be retried; otherwise the rejected records are taken out.
+	var transient []record.RecordError
+	for _, f := range be.Failed {
+		if !record.IsPermanent(f.Err) {
+			transient = append(transient, f)
+		}
+	}
+	if len(transient) > 0 {
+		return none, md, &GetRecordsError{Err: &record.BatchError{Op: be.Op, Failed: transient}}
+	}
+	failed := make(map[int]error, len(be.Failed))
+	for _, f := range be.Failed {
+		failed[f.Index] = f.Err
+	}
+	kept, keptARNs := res.Records[:0], arns[:0]
+	for i := range res.Records {
+		if e, ok := failed[i]; ok {
+			t.opts.OnReject(ctx, Rejected{Stream: stream, Record: read[i], Err: e})
+			continue
+		}
+		kept, keptARNs = append(kept, res.Records[i]), append(keptARNs, arns[i])
+	}
+	clear(res.Records[len(kept):])
+	res.Records = kept
+	md.Set(keyARNsKey{}, keptARNs)
 	return out, md, nil
+}
+
+// keyARNsKey is the key of the KMS key ARNs of a GetRecords output's
+// records in its middleware.Metadata.
+type keyARNsKey struct{}
+
+// KeyARNs returns the ARNs of the KMS keys that protected the records of a
+// GetRecords output read through a client with [WithEncryption], given its
+// ResultMetadata:
+//
+//	out, err := client.GetRecords(ctx, in)
+//	…
+//	arns := ksse.KeyARNs(out.ResultMetadata)
+//
+// arns[i] is the key of out.Records[i], or "" for a plaintext record passed
+// through (record.DecryptorOptions.AllowPlaintext) or a record that failed
+// (in [GetRecordsError].Output). It returns nil for metadata of any other
+// call.
+func KeyARNs(md middleware.Metadata) []string {
+	arns, _ := md.Get(keyARNsKey{}).([]string)
+	return arns
 }
 
 func deref(s *string) string {

@@ -2,6 +2,7 @@ package ksse
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -89,7 +90,9 @@ func TestMoto(t *testing.T) {
 	enc, err := record.NewEncryptor(kms.NewFromConfig(cfg), aws.ToString(key.KeyMetadata.Arn))
 	require.NoError(t, err)
 	defer enc.Close()
-	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg))
+	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg), func(o *record.DecryptorOptions) {
+		o.AllowedKeys = []string{aws.ToString(key.KeyMetadata.Arn)}
+	})
 	require.NoError(t, err)
 	defer dec.Close()
 
@@ -206,4 +209,147 @@ func TestMarkFailed(t *testing.T) {
 	for _, r := range short.Records {
 		require.NotNil(t, r.ErrorCode)
 	}
+}
+
+// forgedEnvelope returns an envelope made without KMS: the body sealed
+// under a data key of the forger's choosing, with a made-up wrapped key.
+func forgedEnvelope(t testing.TB, stream string) []byte {
+	t.Helper()
+	dk, wk := make([]byte, 32), make([]byte, 184)
+	rand.Read(dk)
+	rand.Read(wk)
+	k, err := envelope.NewKey(dk, wk, []byte("kinesis:"+stream))
+	require.NoError(t, err)
+	defer k.Destroy()
+	data, err := k.Seal(nil, []byte("pk"), []byte("forged"))
+	require.NoError(t, err)
+	return data
+}
+
+// TestMotoSkipMode reads, with real GetRecords calls against moto's
+// Kinesis and KMS, a shard that holds a plaintext record, a forged one, a
+// tampered one and one under a KMS key not allowed between good records.
+// With OnReject, the usual loop that stops at any error reads on past them
+// and reports each once; without, GetRecords fails at the first, as
+// before.
+func TestMotoSkipMode(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := mototest.Shared(t).AWSConfig()
+	kmsClient := kms.NewFromConfig(cfg)
+
+	newKey := func() string {
+		key, err := kmsClient.CreateKey(ctx, &kms.CreateKeyInput{})
+		require.NoError(t, err)
+		return aws.ToString(key.KeyMetadata.Arn)
+	}
+	keyARN, otherARN := newKey(), newKey()
+	enc, err := record.NewEncryptor(kmsClient, keyARN)
+	require.NoError(t, err)
+	defer enc.Close()
+	other, err := record.NewEncryptor(kmsClient, otherARN)
+	require.NoError(t, err)
+	defer other.Close()
+	dec, err := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{keyARN} })
+	require.NoError(t, err)
+	defer dec.Close()
+
+	raw := kinesis.NewFromConfig(cfg)
+	stream := motoserver.UniqueName("ksse-skip")
+	_, err = raw.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(stream), ShardCount: aws.Int32(1)})
+	require.NoError(t, err)
+	defer raw.DeleteStream(context.Background(), &kinesis.DeleteStreamInput{StreamName: aws.String(stream)})
+	waiter := kinesis.NewStreamExistsWaiter(raw, func(o *kinesis.StreamExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 100*time.Millisecond, time.Second
+	})
+	require.NoError(t, waiter.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(stream)}, 30*time.Second))
+
+	producer := kinesis.NewFromConfig(cfg, WithEncryption(enc, nil))
+	putRaw := func(data []byte) {
+		_, err := raw.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(stream), PartitionKey: aws.String("ksse"), Data: data})
+		require.NoError(t, err)
+	}
+	encrypted := func(e *record.Encryptor, v string) []byte {
+		r, err := e.Encrypt(ctx, stream, "pk", []byte(v))
+		require.NoError(t, err)
+		return r.Data
+	}
+	tampered := encrypted(enc, "tampered")
+	tampered[len(tampered)-5] ^= 1
+	bad := map[int][]byte{ // by position in the shard
+		1: []byte("plaintext"),
+		2: forgedEnvelope(t, stream),
+		4: tampered,
+		6: encrypted(other, "other key"),
+	}
+	var want []string
+	for i := range 9 {
+		if d, ok := bad[i]; ok {
+			putRaw(d)
+			continue
+		}
+		v := fmt.Sprint("good ", i)
+		_, err := producer.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(stream), PartitionKey: aws.String("pk"), Data: []byte(v)})
+		require.NoError(t, err)
+		want = append(want, v)
+	}
+	shards, err := raw.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	require.NoError(t, err)
+	shardID := shards.Shards[0].ShardId
+
+	// The application's usual loop: any error stops it.
+	read := func(client *kinesis.Client) (got []string, arns []string, err error) {
+		it, err := client.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+			StreamName: aws.String(stream), ShardId: shardID, ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		iter := it.ShardIterator
+		for range 7 { // 9 records, 2 a call, and then some
+			out, err := client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(2)})
+			if err != nil {
+				return got, arns, err
+			}
+			for _, r := range out.Records {
+				got = append(got, string(r.Data))
+			}
+			arns = append(arns, KeyARNs(out.ResultMetadata)...)
+			iter = out.NextShardIterator
+		}
+		return got, arns, nil
+	}
+
+	var rejected []Rejected
+	skipping := kinesis.NewFromConfig(cfg, WithEncryption(nil, dec, func(o *Options) {
+		o.OnReject = func(_ context.Context, r Rejected) { rejected = append(rejected, r) }
+	}))
+	got, arns, err := read(skipping)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	require.Len(t, arns, len(want))
+	for _, a := range arns {
+		require.Equal(t, keyARN, a)
+	}
+	require.Len(t, rejected, len(bad))
+	for i, pos := range []int{1, 2, 4, 6} {
+		r := rejected[i]
+		require.Equal(t, bad[pos], r.Record.Data, "rejected record %d as read", pos)
+		require.True(t, record.IsPermanent(r.Err), "%v", r.Err)
+		require.Equal(t, stream, r.Stream)
+	}
+	require.ErrorIs(t, rejected[0].Err, record.ErrNotEncrypted)
+	require.ErrorIs(t, rejected[1].Err, envelope.ErrOpen)
+	require.ErrorIs(t, rejected[2].Err, envelope.ErrOpen)
+	t.Logf("a record under a key not allowed, from moto: %v", rejected[3].Err)
+
+	// Without OnReject: the loop stops at the plaintext record.
+	got, _, err = read(kinesis.NewFromConfig(cfg, WithEncryption(nil, dec)))
+	var gre *GetRecordsError
+	require.ErrorAs(t, err, &gre)
+	require.Empty(t, got)
+	require.Equal(t, []int{1}, gre.Err.Indexes())
+	require.ErrorIs(t, err, record.ErrNotEncrypted)
+	require.Equal(t, "good 0", string(gre.Output.Records[0].Data))
 }

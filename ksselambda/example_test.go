@@ -11,10 +11,11 @@ import (
 	"github.com/ksse-go/ksse/record"
 )
 
-// Wrap a Kinesis handler: it sees plaintext records, and a record that
-// fails to decrypt is reported as a batch item failure. In a function's
-// main: lambda.Start(ksselambda.Handler(dec, handle)), with a Decryptor on
-// kms.NewFromConfig(cfg).
+// Wrap a Kinesis handler: it sees plaintext records. A record that will
+// never decrypt is rejected: taken out of the event and passed to OnReject
+// (by default, logged), and the shard goes on. In a function's main:
+// lambda.Start(ksselambda.Handler(dec, handle)), with a Decryptor on
+// kms.NewFromConfig(cfg) that allows the stream's KMS key.
 func ExampleHandler() {
 	ctx := context.Background()
 	kmsClient := kmstest.New()
@@ -48,12 +49,19 @@ func ExampleHandler() {
 		})
 	}
 
-	resp, err := ksselambda.Handler(dec, handle)(ctx, ev)
+	handler := ksselambda.Handler(dec, handle, func(o *ksselambda.Options) {
+		o.OnReject = func(ctx context.Context, r events.KinesisEventRecord, err error) {
+			fmt.Printf("rejected %s: %v\n", r.Kinesis.SequenceNumber, err)
+		}
+	})
+	resp, err := handler(ctx, ev)
 	if err != nil {
 		panic(err)
 	}
 	fmt.Println("batch item failures:", resp.BatchItemFailures)
 	// Output:
 	// handled customer-42: order 1
-	// batch item failures: [{4959001}]
+	// handled customer-42: order 3
+	// rejected 4959001: record: record is not encrypted
+	// batch item failures: []
 }

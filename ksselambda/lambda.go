@@ -1,7 +1,7 @@
 // Package ksselambda decrypts ksse-encrypted Kinesis records in AWS Lambda
-// functions written with github.com/aws/aws-lambda-go, and reports the
-// records that fail to decrypt as a partial batch response, so that one bad
-// record neither poisons nor silently drops a batch.
+// functions written with github.com/aws/aws-lambda-go. One bad record
+// never stops a shard, and a record that could not be decrypted this time
+// is delivered again.
 //
 // The package is named ksselambda, not lambda, so that a function's main
 // can import it next to github.com/aws/aws-lambda-go/lambda.
@@ -19,31 +19,44 @@
 //
 // The event source mapping must have FunctionResponseTypes
 // ["ReportBatchItemFailures"]. Without it Lambda ignores the response and
-// treats the whole batch as processed: the records that failed to decrypt,
-// and the later ones of their shard, would be skipped (though logged).
+// treats the whole batch as processed: the records withheld after a
+// transient failure would be skipped (though logged).
 //
 // # Failures
 //
-// Lambda checkpoints a shard at the lowest sequence number a function
-// reports as failed, and delivers again every record from there on. So when
-// a record fails to decrypt (not authentic, written without encryption, or
-// its data key refused by KMS), the handler passes on the records of its
-// shard that come before it, withholds it and every later record of the
-// same shard, and reports it in BatchItemFailures: the withheld records
-// are processed, in order, when Lambda delivers them again. A record that
-// fails every time (a forged or corrupted one) is retried as configured by
-// the event source mapping (MaximumRetryAttempts, MaximumRecordAgeInSeconds)
-// and then goes to its on-failure destination, like any record a function
-// cannot process; it is never handed to the function. Each failure is
-// logged with slog.Default at level Error, with the event ID and reason;
-// no record content is logged.
+// A record fails to decrypt either for good or for now.
 //
-// Records are decrypted for the stream named by their EventSourceARN.
+// A permanent failure ([record.IsPermanent]) will recur on every delivery:
+// the record is not authentic (forged, tampered with, or written for
+// another stream), not encrypted, under a KMS key not in the Decryptor's
+// AllowedKeys, or refused by KMS for access or key state. Such a record is
+// rejected: it is taken out of the event and passed to [Options].OnReject.
+// The rest of its shard goes on. It is not reported in BatchItemFailures,
+// so Lambda does not deliver it again. The default OnReject logs it with
+// slog.Default at level Error: event ID, event source ARN, sequence number
+// and reason, never the record's content.
+//
+// A transient failure (KMS throttling, the Decryptor's KMS rate limit, a
+// KMS or network error, the function's deadline) may pass. The record and
+// every later record of its shard are withheld from the handler, and the
+// record is reported in BatchItemFailures. Lambda checkpoints the shard
+// there and delivers the withheld records again, in order. Each transient
+// failure is logged at level Warn.
+//
+// A record is rejected once: OnReject is called after the handler
+// returns, and only for records that the response lets Lambda checkpoint
+// past. A record that Lambda will deliver again (the handler failed, or
+// reported an earlier record of the shard as failed) is rejected then.
+//
+// Records are decrypted for the stream named by their EventSourceARN (an
+// enhanced fan-out consumer ARN names its stream). The distinct data keys
+// of an event are unwrapped concurrently ([record.Decryptor.DecryptBatch]).
 // aws-lambda-go has already decoded the base64 of the event's data.
 package ksselambda
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -57,62 +70,109 @@ import (
 // partial batch responses.
 type HandlerFunc func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error)
 
+// Options configure a [Handler].
+type Options struct {
+	// OnReject is called for each record that failed to decrypt for good,
+	// once the handler has returned (see the package documentation). r is
+	// the record as delivered: its Data is the ciphertext. err is why it
+	// failed; record.IsPermanent(err) is true. Default: log it with
+	// slog.Default at level Error, without the record's content.
+	OnReject func(ctx context.Context, r events.KinesisEventRecord, err error)
+}
+
 // Handler returns a handler that decrypts the records of each event with
 // dec and calls fn with the decrypted event, holding the records to process
 // (see the package documentation). fn is not called when no record is left
 // to process.
 //
-// The response is fn's, with the batch item failures of the records that
-// failed to decrypt added. An error from fn is returned as is: Lambda then
-// retries the whole batch.
-func Handler(dec *record.Decryptor, fn HandlerFunc) HandlerFunc {
+// The response is fn's, with a batch item failure added for the first
+// transient failure of each shard. An error from fn is returned as is:
+// Lambda then retries the whole batch, and no record is rejected.
+func Handler(dec *record.Decryptor, fn HandlerFunc, optFns ...func(*Options)) HandlerFunc {
+	var o Options
+	for _, f := range optFns {
+		f(&o)
+	}
+	if o.OnReject == nil {
+		o.OnReject = logReject
+	}
 	return func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 		out, failures, err := DecryptEvent(ctx, dec, ev)
-		if err != nil {
-			logFailures(ctx, ev, err)
+		var rejected []record.RecordError
+		if be, ok := err.(*record.BatchError); ok {
+			for _, f := range be.Failed {
+				if record.IsPermanent(f.Err) {
+					rejected = append(rejected, f)
+					continue
+				}
+				r := ev.Records[f.Index]
+				slog.WarnContext(ctx, "ksselambda: record failed to decrypt for now; reported in batchItemFailures, it and the later records of its shard withheld",
+					"eventID", r.EventID, "eventSourceARN", r.EventSourceArn, "sequenceNumber", r.Kinesis.SequenceNumber, "err", f.Err)
+			}
 		}
 		var resp events.KinesisEventResponse
 		if len(out.Records) > 0 {
-			resp, err = fn(ctx, out)
-			if err != nil {
-				return resp, err
+			var ferr error
+			resp, ferr = fn(ctx, out)
+			if ferr != nil {
+				return resp, ferr
 			}
 		}
 		resp.BatchItemFailures = append(resp.BatchItemFailures, failures...)
+		if len(rejected) > 0 {
+			if cps, ok := checkpoints(ev, resp.BatchItemFailures); ok {
+				for _, f := range rejected {
+					r := ev.Records[f.Index]
+					if cp, redelivered := cps[shardOf(r)]; redelivered && !seqLess(r.Kinesis.SequenceNumber, cp) {
+						continue // delivered again, rejected then
+					}
+					o.OnReject(ctx, r, f.Err)
+				}
+			}
+		}
 		return resp, nil
 	}
 }
 
 // DecryptEvent decrypts the records of ev with dec, into a new event: the
-// caller's is not modified. out holds the decrypted records to process, in
-// order: for each shard, those before its first record that fails. failures
-// names, by sequence number, the first record of each shard that failed, to
-// report in KinesisEventResponse.BatchItemFailures. err, for logging, is nil
-// when every record decrypted, and otherwise a *record.BatchError giving
-// the reason of each failed record by its index in ev.Records.
+// caller's is not modified. It returns:
+//
+//   - out, the decrypted records to process, in order: for each shard,
+//     those before its first transient failure, without the records that
+//     failed for good;
+//   - failures, the first record of each shard that failed transiently, by
+//     sequence number, to report in KinesisEventResponse.BatchItemFailures;
+//   - err, nil when every record decrypted, and otherwise a
+//     *record.BatchError that lists, by index in ev.Records, the records
+//     that failed for good (in neither out nor failures; record.IsPermanent
+//     is true of their errors) and the transient failures reported in
+//     failures. The records withheld after a transient failure are not
+//     listed.
 //
 // A decrypted record has its plaintext Data and PartitionKey and
 // EncryptionType "KMS"; a plaintext record passed through by a Decryptor
 // with AllowPlaintext has EncryptionType "NONE".
 func DecryptEvent(ctx context.Context, dec *record.Decryptor, ev events.KinesisEvent) (out events.KinesisEvent, failures []events.KinesisBatchItemFailure, err error) {
-	failed := map[string]bool{} // shards with a failed record
+	recs, errs := decryptAll(ctx, dec, ev.Records)
+	withheld := map[string]bool{} // shards with a transient failure
 	var be *record.BatchError
 	for i, r := range ev.Records {
 		shard := shardOf(r)
-		if failed[shard] {
+		if withheld[shard] {
 			continue
 		}
-		d, err := decrypt(ctx, dec, r)
-		if err != nil {
-			failed[shard] = true
+		if errs[i] == nil {
+			out.Records = append(out.Records, recs[i])
+			continue
+		}
+		if be == nil {
+			be = &record.BatchError{Op: "DecryptEvent"}
+		}
+		be.Failed = append(be.Failed, record.RecordError{Index: i, Err: errs[i]})
+		if !record.IsPermanent(errs[i]) {
+			withheld[shard] = true
 			failures = append(failures, events.KinesisBatchItemFailure{ItemIdentifier: r.Kinesis.SequenceNumber})
-			if be == nil {
-				be = &record.BatchError{Op: "DecryptEvent"}
-			}
-			be.Failed = append(be.Failed, record.RecordError{Index: i, Err: err})
-			continue
 		}
-		out.Records = append(out.Records, d)
 	}
 	if be != nil {
 		return out, failures, be
@@ -120,22 +180,91 @@ func DecryptEvent(ctx context.Context, dec *record.Decryptor, ev events.KinesisE
 	return out, failures, nil
 }
 
-func decrypt(ctx context.Context, dec *record.Decryptor, r events.KinesisEventRecord) (events.KinesisEventRecord, error) {
+// decryptAll decrypts records, one DecryptBatch per stream. recs[i] is
+// records[i] decrypted, unless errs[i] is set.
+func decryptAll(ctx context.Context, dec *record.Decryptor, records []events.KinesisEventRecord) (recs []events.KinesisEventRecord, errs []error) {
+	recs = make([]events.KinesisEventRecord, len(records))
+	errs = make([]error, len(records))
 	if dec == nil {
-		return r, fmt.Errorf("%w: nil Decryptor", record.ErrInvalidInput)
+		for i := range records {
+			errs[i] = fmt.Errorf("%w: nil Decryptor", record.ErrInvalidInput)
+		}
+		return recs, errs
 	}
-	d, err := dec.Decrypt(ctx, streamOf(r.EventSourceArn), r.Kinesis.Data)
-	if err != nil {
-		return r, err
+	byStream := map[string][]int{}
+	var streams []string
+	for i, r := range records {
+		s := streamOf(r.EventSourceArn)
+		if _, ok := byStream[s]; !ok {
+			streams = append(streams, s)
+		}
+		byStream[s] = append(byStream[s], i)
 	}
-	if !d.Encrypted {
-		r.Kinesis.EncryptionType = "NONE"
-		return r, nil
+	for _, s := range streams {
+		idx := byStream[s]
+		data := make([][]byte, len(idx))
+		for j, i := range idx {
+			data[j] = records[i].Kinesis.Data
+		}
+		out, err := dec.DecryptBatch(ctx, s, data)
+		failed := map[int]error{}
+		var be *record.BatchError
+		switch {
+		case errors.As(err, &be):
+			for _, f := range be.Failed {
+				failed[f.Index] = f.Err
+			}
+		case err != nil: // an invalid stream: every record fails
+			for j := range idx {
+				failed[j] = err
+			}
+		}
+		for j, i := range idx {
+			if e, ok := failed[j]; ok {
+				errs[i] = e
+				continue
+			}
+			r := records[i]
+			if d := out[j]; d.Encrypted {
+				r.Kinesis.Data, r.Kinesis.PartitionKey, r.Kinesis.EncryptionType = d.Data, d.PartitionKey, "KMS"
+			} else {
+				r.Kinesis.EncryptionType = "NONE"
+			}
+			recs[i] = r
+		}
 	}
-	r.Kinesis.Data = d.Data
-	r.Kinesis.PartitionKey = d.PartitionKey
-	r.Kinesis.EncryptionType = "KMS"
-	return r, nil
+	return recs, errs
+}
+
+// checkpoints returns, for each shard of ev with a failure in resp, its
+// lowest failed sequence number: where Lambda delivers it again from. ok
+// is false when a failure names no record of ev, which makes Lambda retry
+// the whole batch.
+func checkpoints(ev events.KinesisEvent, fails []events.KinesisBatchItemFailure) (cps map[string]string, ok bool) {
+	shardOfSeq := make(map[string]string, len(ev.Records))
+	for _, r := range ev.Records {
+		shardOfSeq[r.Kinesis.SequenceNumber] = shardOf(r)
+	}
+	cps = map[string]string{}
+	for _, f := range fails {
+		shard, found := shardOfSeq[f.ItemIdentifier]
+		if !found {
+			return nil, false
+		}
+		if cp, has := cps[shard]; !has || seqLess(f.ItemIdentifier, cp) {
+			cps[shard] = f.ItemIdentifier
+		}
+	}
+	return cps, true
+}
+
+// seqLess orders Kinesis sequence numbers: decimal strings without leading
+// zeros.
+func seqLess(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return a < b
 }
 
 // shardOf returns the identity of the shard of r: its stream and the shard
@@ -154,15 +283,8 @@ func streamOf(arn string) string {
 	return arn
 }
 
-func logFailures(ctx context.Context, ev events.KinesisEvent, err error) {
-	be, ok := err.(*record.BatchError)
-	if !ok {
-		slog.ErrorContext(ctx, "ksselambda: decrypting the event failed", "err", err)
-		return
-	}
-	for _, f := range be.Failed {
-		r := ev.Records[f.Index]
-		slog.ErrorContext(ctx, "ksselambda: record failed to decrypt; reported in batchItemFailures, the later records of its shard withheld",
-			"eventID", r.EventID, "eventSourceARN", r.EventSourceArn, "sequenceNumber", r.Kinesis.SequenceNumber, "err", f.Err)
-	}
+// logReject is the default OnReject.
+func logReject(ctx context.Context, r events.KinesisEventRecord, err error) {
+	slog.ErrorContext(ctx, "ksselambda: record rejected: it will never decrypt; taken out of the event and not retried",
+		"eventID", r.EventID, "eventSourceARN", r.EventSourceArn, "sequenceNumber", r.Kinesis.SequenceNumber, "err", err)
 }
