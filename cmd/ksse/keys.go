@@ -30,7 +30,7 @@ key can forge them). put --key-id takes any key ID or alias: it names the key
 to encrypt under; --key-arn names the keys to trust.`
 
 func (k *keyFlags) register(fs *flagSet) {
-	fs.Var(&k.keys, "key-arn", "trust data keys of this KMS key: key ARN, or key ID or alias to resolve with DescribeKey (repeatable)")
+	fs.Var(&k.keys, "key-arn", "trust data keys of the KMS key `ARN` (a key ID or alias is resolved with DescribeKey; repeatable)")
 	fs.BoolVar(&k.anyKey, "any-key", false, "trust any KMS key the credentials can decrypt with (insecure: records are only as authentic as the credentials are narrow)")
 }
 
