@@ -14,7 +14,7 @@ import (
 	"github.com/ksse-go/ksse/record"
 )
 
-const decryptSynopsis = "--stream S [--firehose] [--key-arn ARN]... [FILE]"
+const decryptSynopsis = "--stream S (--key-arn ARN... | --any-key) [--firehose] [FILE]"
 
 const decryptDescription = `
 Decrypts FILE (or standard input, also as "-"): envelopes written one after
@@ -34,18 +34,20 @@ otherwise base64 with "dataEncoding":"base64".
 
 A record that fails to authenticate is not printed, not even in part: it is
 reported on standard error with its index and byte offset, the next records
-are decrypted, and the exit status is 1; when no record authenticates, the
-summary asks whether S is the right stream. With --key-arn (strict mode), a
-record whose data key is of another KMS key is reported as such. Bytes that
-do not form a complete envelope (a truncated record, trailing data, a
-plaintext record) end the input with an error and exit status 1.`
+are decrypted, and the exit status is 1. When no record authenticates, the
+summary names the two causes: the records were written to another stream
+than S, or they were tampered with or are not ksse records. A record whose
+data key is of a key not trusted is reported as such. Bytes that do not form
+a complete envelope (a truncated record, trailing data, a plaintext record),
+and an empty input, are an error with exit status 1.
+` + keyFlagsHelp
 
 func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
 	fs := newFlagSet(c, decryptSynopsis, decryptDescription)
 	stream := fs.String("stream", "", "stream the records were written to: Kinesis data stream name or ARN, or with --firehose delivery stream (required)")
 	firehose := fs.Bool("firehose", false, "S is a Firehose delivery stream")
-	var keyARNs stringsFlag
-	fs.Var(&keyARNs, "key-arn", "accept only data keys of this KMS key ARN (strict mode; repeatable)")
+	var kf keyFlags
+	kf.register(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -62,6 +64,9 @@ func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return usagef("--stream %q: not a valid %s name or ARN", *stream, map[bool]string{false: "Kinesis stream", true: "Firehose delivery stream"}[*firehose])
 	}
+	if err := kf.check(); err != nil {
+		return err
+	}
 	in, closeIn, err := openInput(c, pos)
 	if err != nil {
 		return err
@@ -72,9 +77,14 @@ func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg), func(o *record.DecryptorOptions) {
+	kmsClient := kms.NewFromConfig(cfg)
+	keyARNs, err := kf.resolve(ctx, c, kmsClient)
+	if err != nil {
+		return err
+	}
+	dec, err := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) {
 		o.AllowedKeys = keyARNs
-		o.InsecureAllowAnyKey = len(keyARNs) == 0 // TODO(issue 9): --any-key
+		o.InsecureAllowAnyKey = kf.anyKey
 	})
 	if err != nil {
 		return err
@@ -86,16 +96,19 @@ func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
 		c.warnf("%v", err)
 		return errReported
 	}
+	if n == 0 {
+		return errors.New("empty input: no envelope")
+	}
 	if failed > 0 {
 		var hint string
 		if unauthentic == n {
-			// Not one record authentic: more likely the wrong --stream
-			// than n tampered records.
+			// Not one record authentic: the wrong --stream, or not
+			// records of this stream at all.
 			kind := "stream"
 			if *firehose {
 				kind = "delivery stream"
 			}
-			hint = fmt.Sprintf(" (were they written to %s %s? the stream name is authenticated)", kind, *stream)
+			hint = fmt.Sprintf(" (none authenticates for %s %s: either they were written to another stream, whose name is authenticated, or they were tampered with or are not ksse records)", kind, *stream)
 		}
 		c.warnf("%d of %d records failed to decrypt%s", failed, n, hint)
 		return errReported

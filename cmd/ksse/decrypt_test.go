@@ -93,24 +93,24 @@ func TestDecryptConcatenation(t *testing.T) {
 			require.Equal(t, want, got[i])
 		}
 	}
-	check(runCLI(t, nil, "decrypt", "--stream", "orders", file))
-	check(runCLI(t, nil, "decrypt", file, "--stream", "arn:aws:kinesis:us-east-1:111122223333:stream/orders"))
-	check(runCLI(t, bytes.NewReader(obj), "decrypt", "--stream", "orders"))
-	check(runCLI(t, bytes.NewReader(obj), "decrypt", "--stream", "orders", "-"))
+	check(runCLI(t, nil, "decrypt", "--stream", "orders", "--key-arn", f.keyARN, file))
+	check(runCLI(t, nil, "decrypt", file, "--key-arn", f.keyARN, "--stream", "arn:aws:kinesis:us-east-1:111122223333:stream/orders"))
+	check(runCLI(t, bytes.NewReader(obj), "decrypt", "--stream", "orders", "--key-arn", f.keyARN))
+	check(runCLI(t, bytes.NewReader(obj), "decrypt", "--stream", "orders", "--key-arn", f.keyARN, "-"))
 	// One data key, one Decrypt per run (a run has its own cache).
 	require.EqualValues(t, 4, f.kms.Calls("Decrypt"))
 
 	// The stream is authenticated: another stream, or a Firehose delivery
 	// stream of the same name, decrypts nothing. Each record is reported,
-	// and the summary asks about the stream.
+	// and the summary names both causes.
 	for _, tc := range []struct {
 		args []string
 		hint string
 	}{
-		{[]string{"--stream", "invoices"}, " (were they written to stream invoices? the stream name is authenticated)\n"},
-		{[]string{"--stream", "orders", "--firehose"}, " (were they written to delivery stream orders? the stream name is authenticated)\n"},
+		{[]string{"--stream", "invoices"}, " (none authenticates for stream invoices: either they were written to another stream, whose name is authenticated, or they were tampered with or are not ksse records)\n"},
+		{[]string{"--stream", "orders", "--firehose"}, " (none authenticates for delivery stream orders: either they were written to another stream, whose name is authenticated, or they were tampered with or are not ksse records)\n"},
 	} {
-		r := runCLI(t, nil, append([]string{"decrypt", file}, tc.args...)...)
+		r := runCLI(t, nil, append([]string{"decrypt", file, "--key-arn", f.keyARN}, tc.args...)...)
 		require.Equal(t, exitFailure, r.code)
 		require.Empty(t, r.stdout)
 		lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
@@ -149,7 +149,7 @@ func TestDecryptFirehoseObject(t *testing.T) {
 	for i := range 5 {
 		obj = append(obj, f.seal(t, st, "", fmt.Sprintf(`{"n":%d}`, i))...)
 	}
-	r := runCLI(t, bytes.NewReader(obj), "decrypt", "--firehose", "--stream", "deliveries")
+	r := runCLI(t, bytes.NewReader(obj), "decrypt", "--firehose", "--stream", "deliveries", "--key-arn", f.keyARN)
 	require.Equal(t, exitOK, r.code)
 	got := jsonLines(t, r.stdout)
 	require.Len(t, got, 5)
@@ -160,7 +160,7 @@ func TestDecryptFirehoseObject(t *testing.T) {
 	}
 	require.NotContains(t, r.stdout, "partitionKey")
 
-	r = runCLI(t, bytes.NewReader(obj), "decrypt", "--stream", "deliveries")
+	r = runCLI(t, bytes.NewReader(obj), "decrypt", "--stream", "deliveries", "--key-arn", f.keyARN)
 	require.Equal(t, exitFailure, r.code)
 	require.Empty(t, r.stdout)
 }
@@ -191,7 +191,7 @@ func TestDecryptTampered(t *testing.T) {
 			bad := bytes.Clone(middle)
 			bad[pos] ^= 0x04
 			obj := append(append(bytes.Clone(first), bad...), last...)
-			r := runCLI(t, bytes.NewReader(obj), "decrypt", "--stream", "orders")
+			r := runCLI(t, bytes.NewReader(obj), "decrypt", "--stream", "orders", "--key-arn", f.keyARN)
 			require.Equal(t, exitFailure, r.code)
 			got := jsonLines(t, r.stdout)
 			require.Len(t, got, 2)
@@ -201,7 +201,7 @@ func TestDecryptTampered(t *testing.T) {
 			require.Equal(t, 2, *got[1].Index)
 			require.Contains(t, r.stderr, fmt.Sprintf("ksse decrypt: record 1 (byte %d, %d bytes) failed to decrypt: ", len(first), len(middle)))
 			require.Contains(t, r.stderr, "ksse decrypt: 1 of 3 records failed to decrypt\n")
-			require.NotContains(t, r.stderr, "were they written to", "no hint about the stream when other records authenticate")
+			require.NotContains(t, r.stderr, "none authenticates", "no hint about the stream when other records authenticate")
 			require.NotContains(t, r.stdout+r.stderr, "secret-middle")
 			require.NotContains(t, r.stdout+r.stderr, "pk-middle")
 		})
@@ -264,6 +264,67 @@ func TestDecryptKeyARN(t *testing.T) {
 	}
 }
 
+// TestDecryptKeyFlags checks the choice between --key-arn and --any-key,
+// and that a key ID or alias given to --key-arn is resolved to the key ARN
+// with DescribeKey before any record is read.
+func TestDecryptKeyFlags(t *testing.T) {
+	f := newKMSFixture(t)
+	st := kinesisStream(t, "orders")
+	obj := append(f.seal(t, st, "a", "secret-one"), f.seal(t, st, "b", "secret-two")...)
+	file := writeFile(t, obj)
+	require.NoError(t, f.kms.CreateAlias("alias/orders", f.keyID))
+	otherID, _ := f.kms.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	require.NoError(t, f.kms.CreateAlias("alias/other", otherID))
+
+	// Neither, or both: a usage error that says what to do; no AWS call.
+	calls := f.kms.Calls("")
+	r := runCLI(t, nil, "decrypt", "--stream", "orders", file)
+	require.Equal(t, exitUsage, r.code)
+	require.Equal(t, "ksse decrypt: name the KMS keys to trust with --key-arn ARN (repeatable; a key ID or alias is resolved), or pass --any-key to trust any key your credentials can decrypt with\nRun 'ksse decrypt --help' for usage.\n", r.stderr)
+	require.Empty(t, r.stdout)
+	r = runCLI(t, nil, "decrypt", "--stream", "orders", "--any-key", "--key-arn", f.keyARN, file)
+	require.Equal(t, exitUsage, r.code)
+	require.Contains(t, r.stderr, "--any-key and --key-arn exclude each other")
+	require.Equal(t, calls, f.kms.Calls(""))
+
+	// --any-key decrypts, with a warning.
+	r = runCLI(t, nil, "decrypt", "--stream", "orders", "--any-key", file)
+	require.Equal(t, exitOK, r.code)
+	require.Len(t, jsonLines(t, r.stdout), 2)
+	require.Equal(t, "ksse decrypt: warning: --any-key: records of any KMS key your credentials can decrypt with are accepted; they are only as authentic as those credentials are narrow\n", r.stderr)
+
+	// The key ID, alias name and alias ARN are resolved to the key ARN:
+	// one DescribeKey each, and the key ARN is then sent as the KeyId of
+	// Decrypt (one --key-arn), so the records decrypt.
+	for _, id := range []string{f.keyID, "alias/orders", "arn:aws:kms:us-east-1:111122223333:alias/orders"} {
+		describe := f.kms.Calls("DescribeKey")
+		r := runCLI(t, nil, "decrypt", "--stream", "orders", "--key-arn", id, file)
+		require.Equal(t, exitOK, r.code, id)
+		require.Empty(t, r.stderr)
+		require.Len(t, jsonLines(t, r.stdout), 2)
+		require.Equal(t, describe+1, f.kms.Calls("DescribeKey"))
+	}
+	// An alias of another key resolves to that key: the records are
+	// refused, as of a key not trusted.
+	r = runCLI(t, nil, "decrypt", "--stream", "orders", "--key-arn", "alias/other", file)
+	require.Equal(t, exitFailure, r.code)
+	require.Empty(t, r.stdout)
+	require.Contains(t, r.stderr, "ksse decrypt: record 0 (byte 0, ")
+	require.Contains(t, r.stderr, "its data key is not of a --key-arn key")
+	require.NotContains(t, r.stderr, "secret-")
+
+	// A key or alias that KMS does not know is an error before any record
+	// is read.
+	for _, id := range []string{"alias/missing", "arn:aws:kms:us-east-1:111122223333:alias/missing", "00000000-0000-4000-8000-000000000000"} {
+		decrypts := f.kms.Calls("Decrypt")
+		r := runCLI(t, nil, "decrypt", "--stream", "orders", "--key-arn", f.keyARN, "--key-arn", id, file)
+		require.Equal(t, exitFailure, r.code, id)
+		require.Empty(t, r.stdout)
+		require.Equal(t, fmt.Sprintf("ksse decrypt: --key-arn %q: KMS has no such key or alias\n", id), r.stderr)
+		require.Equal(t, decrypts, f.kms.Calls("Decrypt"))
+	}
+}
+
 // TestExplainKeyError checks the messages for the errors that only some
 // KMS implementations give (moto's AccessDeniedException for a blob of
 // another key than the KeyId), and that other errors pass unchanged.
@@ -309,17 +370,12 @@ func TestDecryptMalformed(t *testing.T) {
 		{"oversized body length", append(bytes.Clone(a), withBodyLength(b, 0xffffffff)...), 1, fmt.Sprintf("envelope header with invalid lengths at byte %d", len(a))},
 		{"body length off by one", append(bytes.Clone(a), withBodyLength(b, len(b)-envelope.HeaderSize-wrappedKeyLen(b)+1)...), 1, "truncated envelope"},
 		{"version 2", append(bytes.Clone(a), withVersion(b, 2)...), 1, fmt.Sprintf("envelope version 2 at byte %d, not 1", len(a))},
-		{"empty", nil, 0, ""},
+		{"empty", nil, 0, "ksse decrypt: empty input: no envelope\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := runCLI(t, bytes.NewReader(tc.input), "decrypt", "--stream", "orders")
+			r := runCLI(t, bytes.NewReader(tc.input), "decrypt", "--stream", "orders", "--key-arn", f.keyARN)
 			got := jsonLines(t, r.stdout)
 			require.Len(t, got, tc.good)
-			if tc.stderr == "" {
-				require.Equal(t, exitOK, r.code)
-				require.Empty(t, r.stderr)
-				return
-			}
 			require.Equal(t, exitFailure, r.code)
 			require.Contains(t, r.stderr, tc.stderr)
 			if tc.good == 0 {

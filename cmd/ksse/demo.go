@@ -32,9 +32,10 @@ const demoSynopsis = "[--key-id K] [--records N] [--embedded]"
 const demoDescription = `
 Runs ksse end to end with real records: creates a Kinesis stream with 2
 shards, encrypts records and sends them with PutRecords, reads them back with
-GetRecords, decrypts and verifies them, shows that tampered records are
-rejected, and prints what it did: records, plaintext and ciphertext sizes,
-per-record overhead, shard placement, KMS calls. The last line is
+GetRecords, decrypts them with a consumer that trusts the demo's KMS key only
+and verifies them, shows that tampered records are rejected, and prints what
+it did: records, plaintext and ciphertext sizes, per-record overhead, shard
+placement, KMS calls. The last line is
 "demo: OK …" on success; any check that fails ends it with "demo: FAILED …"
 and exit status 1.
 
@@ -200,11 +201,24 @@ func (d *demo) run(ctx context.Context) (string, error) {
 		return "", err
 	}
 	defer enc.Close()
-	dec, err := record.NewDecryptor(d.kms)
+	// The consumer trusts the demo's key only, by its ARN (strict mode).
+	keyARN := d.keyID
+	if !record.IsKeyARN(keyARN) {
+		out, err := d.kms.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(d.keyID)})
+		if err != nil {
+			return "", fmt.Errorf("resolving %s to a key ARN: DescribeKey: %w", d.keyID, err)
+		}
+		if out.KeyMetadata != nil {
+			keyARN = aws.ToString(out.KeyMetadata.Arn) // NewDecryptor refuses anything else
+		}
+	}
+	allowKey := func(o *record.DecryptorOptions) { o.AllowedKeys = []string{keyARN} }
+	dec, err := record.NewDecryptor(d.kms, allowKey)
 	if err != nil {
 		return "", err
 	}
 	defer dec.Close()
+	d.printf("the consumer trusts data keys of %s only (DecryptorOptions.AllowedKeys)", keyARN)
 
 	// Produce.
 	recs := make([]sentRecord, d.n)
@@ -321,7 +335,7 @@ func (d *demo) run(ctx context.Context) (string, error) {
 	if _, err := dec.Decrypt(ctx, name, tampered); !errors.Is(err, envelope.ErrOpen) {
 		return "", fmt.Errorf("a record with one flipped bit was not rejected: %v", err)
 	}
-	probe, err := record.NewDecryptor(d.kms)
+	probe, err := record.NewDecryptor(d.kms, allowKey)
 	if err != nil {
 		return "", err
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/internal/motoserver"
@@ -24,6 +26,7 @@ func checkDemo(t *testing.T, r result, n string) {
 		"demo: shard placement equals plaintext placement: " + n + "/" + n + " records",
 		"no plaintext payload or partition key in any record",
 		"demo: tampering: a record with one flipped bit is rejected",
+		"demo: the consumer trusts data keys of arn:aws:kms:",
 		"demo: deleted stream ksse-demo-",
 	} {
 		require.Contains(t, r.stdout, want)
@@ -73,6 +76,18 @@ func TestDemoConfiguredEndpoint(t *testing.T) {
 	require.Contains(t, r.stdout, "demo: using the configured endpoints (Kinesis "+srv.URL()+", KMS "+srv.URL())
 	require.NotContains(t, r.stdout, "kmstest")
 	require.Empty(t, r.stderr)
+
+	// A key named by its alias: the consumer trusts its key ARN.
+	cfg := srv.AWSConfig()
+	key, err := kms.NewFromConfig(cfg).CreateKey(t.Context(), &kms.CreateKeyInput{})
+	require.NoError(t, err)
+	alias := "alias/" + motoserver.UniqueName("ksse-demo")
+	_, err = kms.NewFromConfig(cfg).CreateAlias(t.Context(), &kms.CreateAliasInput{AliasName: aws.String(alias), TargetKeyId: key.KeyMetadata.KeyId})
+	require.NoError(t, err)
+	r = runCLI(t, nil, "demo", "--records", "2", "--key-id", alias)
+	checkDemo(t, r, "2")
+	require.Contains(t, r.stdout, "demo: KMS key "+alias+"\n")
+	require.Contains(t, r.stdout, "demo: the consumer trusts data keys of "+aws.ToString(key.KeyMetadata.Arn)+" only")
 
 	// Kinesis on an emulator but KMS on AWS: a key must be named, the
 	// demo does not create one in a real account.

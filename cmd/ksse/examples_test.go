@@ -12,9 +12,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/internal/motoserver/mototest"
+	"github.com/ksse-go/ksse/record"
 )
 
 // TestExamplesProducerConsumer builds examples/producer and
@@ -66,7 +68,7 @@ func TestExamplesProducerConsumer(t *testing.T) {
 	}
 	require.Len(t, want, 7)
 
-	got, _, code := runBin("consumer", "-stream", f.stream)
+	got, _, code := runBin("consumer", "-stream", f.stream, "-key-arn", f.keyARN)
 	require.Equal(t, 0, code)
 	lines := strings.Split(strings.TrimSpace(got), "\n")
 	slices.Sort(lines)
@@ -83,15 +85,28 @@ func TestExamplesProducerConsumer(t *testing.T) {
 	// consumer fails.
 	_, err = f.kinesis.PutRecord(t.Context(), &kinesis.PutRecordInput{StreamName: aws.String(f.stream), PartitionKey: aws.String("p"), Data: []byte("plaintext-secret")})
 	require.NoError(t, err)
-	got, errOut, code := runBin("consumer", "-stream", f.stream)
+	got, errOut, code := runBin("consumer", "-stream", f.stream, "-key-arn", f.keyARN)
 	require.Equal(t, 1, code)
 	require.NotContains(t, got+errOut, "plaintext-secret")
-	require.Contains(t, errOut, "record is not encrypted")
+	require.Contains(t, errOut, "skipped: "+record.ErrNotEncrypted.Error())
 	require.Len(t, strings.Split(strings.TrimSpace(got), "\n"), 7)
+
+	// Strict mode: the records of another key are skipped.
+	other, err := f.kms.CreateKey(t.Context(), &kms.CreateKeyInput{})
+	require.NoError(t, err)
+	got, errOut, code = runBin("consumer", "-stream", f.stream, "-key-arn", aws.ToString(other.KeyMetadata.Arn))
+	require.Equal(t, 1, code)
+	require.Empty(t, got)
+	require.Equal(t, 8, strings.Count(errOut, "skipped: "))
 
 	// Usage errors exit 2.
 	_, _, code = runBin("producer", "-stream", f.stream)
 	require.Equal(t, 2, code)
 	_, _, code = runBin("consumer")
 	require.Equal(t, 2, code)
+	_, _, code = runBin("consumer", "-stream", f.stream)
+	require.Equal(t, 2, code)
+	_, errOut, code = runBin("consumer", "-stream", f.stream, "-key-arn", "alias/orders")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "not a key ARN")
 }

@@ -4,13 +4,24 @@
 // Usage:
 //
 //	ksse put     --stream S --key-id K [--partition-key P] < LINES
-//	ksse tail    --stream S [--from trim-horizon|latest] [--limit N] [--allow-plaintext] [--follow]
-//	ksse decrypt --stream S [--firehose] [FILE]
+//	ksse tail    --stream S (--key-arn ARN... | --any-key) [--from trim-horizon|latest] [--limit N] [--allow-plaintext] [--follow]
+//	ksse decrypt --stream S (--key-arn ARN... | --any-key) [--firehose] [FILE]
 //	ksse inspect [FILE]
 //	ksse demo    [--key-id K] [--records N]
 //
 // Every subcommand takes --help. Help asked for (ksse help, ksse --help,
 // ksse COMMAND --help) is printed on standard output with exit status 0.
+//
+// # Keys
+//
+// put --key-id names the KMS key to encrypt under, in any form KMS takes (key
+// ID, key ARN, alias name, alias ARN). tail and decrypt accept only records
+// whose data key is of a key they trust: each --key-arn (repeatable) names
+// one, as a key ARN; a key ID or alias is resolved to its key ARN with KMS
+// DescribeKey before reading, and one KMS does not know is an error. Without
+// --key-arn they need --any-key, which trusts any key the credentials can
+// decrypt with and prints a warning: records are then only as authentic as
+// the credentials are narrow. Neither is a usage error.
 //
 // # AWS configuration
 //

@@ -136,11 +136,14 @@ func TestUsage(t *testing.T) {
 		{[]string{"put", "--bogus"}, "flag provided but not defined: -bogus"},
 		{[]string{"put", "--stream", "s", "--key-id", "k", "--partition-key", strings.Repeat("x", 257)}, "--partition-key"},
 		{[]string{"tail"}, "--stream is required"},
+		{[]string{"tail", "--stream", "s"}, "name the KMS keys to trust with --key-arn ARN"},
+		{[]string{"tail", "--stream", "s", "--any-key", "--key-arn", "alias/k"}, "--any-key and --key-arn exclude each other"},
+		{[]string{"decrypt", "--stream", "s"}, "name the KMS keys to trust with --key-arn ARN"},
 		{[]string{"tail", "--stream", "s", "--from", "yesterday"}, `--from "yesterday"`},
 		{[]string{"tail", "--stream", "s", "--limit", "-1"}, "--limit"},
 		{[]string{"tail", "--stream", "s", "--limit", "many"}, `invalid value "many"`},
 		{[]string{"decrypt", "file"}, "--stream is required"},
-		{[]string{"decrypt", "--stream", "s", "a", "b"}, "too many arguments"},
+		{[]string{"decrypt", "--stream", "s", "--any-key", "a", "b"}, "too many arguments"},
 		{[]string{"decrypt", "--firehose", "--stream", "bad name"}, "not a valid Firehose delivery stream"},
 		{[]string{"inspect", "a", "b"}, "too many arguments"},
 		{[]string{"demo", "--records", "0"}, "--records"},
@@ -233,21 +236,27 @@ func TestRuntimeErrorExitsOne(t *testing.T) {
 	// failure, not a usage error. No retries, to keep it fast.
 	awsEnv(t, "http://127.0.0.1:1")
 	t.Setenv("AWS_MAX_ATTEMPTS", "1")
-	r := runCLI(t, nil, "tail", "--stream", "s")
+	const keyARN = "arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000"
+	r := runCLI(t, nil, "tail", "--stream", "s", "--key-arn", keyARN)
 	require.Equal(t, exitFailure, r.code)
 	require.Contains(t, r.stderr, "ksse tail: ListShards:")
 	require.Empty(t, r.stdout)
 
+	// A key ID or alias is resolved with KMS before reading.
+	r = runCLI(t, nil, "tail", "--stream", "s", "--key-arn", "alias/k")
+	require.Equal(t, exitFailure, r.code)
+	require.Contains(t, r.stderr, `ksse tail: --key-arn "alias/k": resolving it to a key ARN with KMS DescribeKey: `)
+
+	// put checks the stream before it asks KMS for a data key.
 	r = runCLI(t, strings.NewReader("x\n"), "put", "--stream", "s", "--key-id", "alias/k")
 	require.Equal(t, exitFailure, r.code)
-	require.Contains(t, r.stderr, "ksse put: line 1:")
-	require.Contains(t, r.stderr, "sent 0 records")
+	require.Contains(t, r.stderr, "ksse put: DescribeStreamSummary: ")
 
 	r = runCLI(t, nil, "inspect", filepath.Join(t.TempDir(), "missing"))
 	require.Equal(t, exitFailure, r.code)
 	require.Contains(t, r.stderr, "ksse inspect: open ")
 
-	r = runCLI(t, nil, "decrypt", "--stream", "s", filepath.Join(t.TempDir(), "missing"))
+	r = runCLI(t, nil, "decrypt", "--stream", "s", "--any-key", filepath.Join(t.TempDir(), "missing"))
 	require.Equal(t, exitFailure, r.code)
 	require.Contains(t, r.stderr, "ksse decrypt: open ")
 	require.Empty(t, r.stdout)
@@ -258,7 +267,7 @@ func TestRuntimeErrorExitsOne(t *testing.T) {
 
 	// A region is required.
 	t.Setenv("AWS_REGION", "")
-	r = runCLI(t, nil, "tail", "--stream", "s")
+	r = runCLI(t, nil, "tail", "--stream", "s", "--key-arn", keyARN)
 	require.Equal(t, exitFailure, r.code)
 	require.Contains(t, r.stderr, "no AWS region")
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/smithy-go"
 
 	"github.com/ksse-go/ksse/record"
 )
@@ -43,8 +44,17 @@ land after records of later lines. A line that cannot be encrypted (too
 large for a Kinesis record, or a KMS error) stops the command: the lines
 before it are sent, it and the lines after it are not.
 
-A summary goes to standard error: records, bytes, batches, retries, KMS calls.
-On a terminal a progress line is shown during long runs.`
+Before it asks KMS for a data key, put checks that S exists with Kinesis
+DescribeStreamSummary (skipped if the credentials may not call it).
+
+K is the key to encrypt under, in any form KMS takes: key ID, key ARN, alias
+name (alias/NAME) or alias ARN. Readers name the keys they trust instead:
+tail and decrypt take --key-arn, and resolve an ID or alias to the key ARN
+that KMS reports for each record.
+
+A summary goes to standard error, after the error if there is one: records,
+bytes, batches, retries, KMS calls. On a terminal a progress line is shown
+during long runs.`
 
 // maxLine bounds the bytes read for one line: a longer line cannot be a
 // record of even the largest Kinesis stream.
@@ -81,17 +91,20 @@ func cmdPut(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	kc := kinesis.NewFromConfig(cfg)
+	p := &putter{
+		client:      kc,
+		maxAttempts: *maxAttempts,
+	}
+	p.streamName, p.streamARN = streamRef(*stream)
+	if err := checkStream(ctx, kc, p.streamName, p.streamARN); err != nil {
+		return err
+	}
 	enc, err := record.NewEncryptor(kms.NewFromConfig(cfg), *keyID)
 	if err != nil {
 		return err
 	}
 	defer enc.Close()
-
-	p := &putter{
-		client:      kinesis.NewFromConfig(cfg),
-		maxAttempts: *maxAttempts,
-	}
-	p.streamName, p.streamARN = streamRef(*stream)
 	if isTerminal(c.stderr) {
 		p.progress = newProgress(c.stderr, c.name)
 	}
@@ -103,9 +116,36 @@ func cmdPut(ctx context.Context, c *cli, args []string) error {
 		return enc.Encrypt(ctx, st.Name(), pk, data)
 	})
 	p.progress.done()
+	if err != nil {
+		c.warnf("%v", err) // the error first, then what was done
+	}
 	c.warnf("sent %d records to %s: %d bytes of payload, %d bytes encrypted; batches: %d, PutRecords calls: %d, records retried: %d; KMS GenerateDataKey calls: %d",
 		p.sent, st.Name(), p.plainBytes, p.wireBytes, p.batches, p.calls, p.retried, enc.Stats().KMSCalls)
-	return err
+	if err != nil {
+		return errReported
+	}
+	return nil
+}
+
+// describeStreamAPI is the part of *kinesis.Client that checkStream uses.
+type describeStreamAPI interface {
+	DescribeStreamSummary(ctx context.Context, params *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
+}
+
+// checkStream fails if the stream does not exist, before put asks KMS for
+// a data key. Credentials that may not describe the stream skip the check.
+func checkStream(ctx context.Context, client describeStreamAPI, name, arn *string) error {
+	_, err := client.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: name, StreamARN: arn})
+	if err == nil {
+		return nil
+	}
+	if _, ok := errors.AsType[*types.ResourceNotFoundException](err); ok {
+		return fmt.Errorf("stream %s does not exist (DescribeStreamSummary): nothing sent", aws.ToString(name)+aws.ToString(arn))
+	}
+	if ae, ok := errors.AsType[smithy.APIError](err); ok && ae.ErrorCode() == "AccessDeniedException" {
+		return nil
+	}
+	return fmt.Errorf("DescribeStreamSummary: %w", err)
 }
 
 // putRecordsAPI is the part of *kinesis.Client that put uses.

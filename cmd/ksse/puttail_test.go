@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/motoserver/mototest"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -111,7 +112,7 @@ func TestPutTailRoundTrip(t *testing.T) {
 		require.NotContains(t, string(rec.Data), "hello")
 	}
 
-	r = pipeRun(t, "", "tail", "--stream", f.stream)
+	r = pipeRun(t, "", "tail", "--stream", f.stream, "--key-arn", f.keyARN)
 	require.Equal(t, exitOK, r.code)
 	got := jsonLines(t, r.stdout)
 	require.Len(t, got, len(want))
@@ -136,7 +137,7 @@ func TestPutTailRoundTrip(t *testing.T) {
 	require.Len(t, shards, 2, "records of 47 partition keys spread over both shards")
 
 	// --limit stops early.
-	r = runCLI(t, nil, "tail", "--stream", f.stream, "--limit", "5")
+	r = runCLI(t, nil, "tail", "--stream", f.stream, "--key-arn", f.keyARN, "--limit", "5")
 	require.Equal(t, exitOK, r.code)
 	require.Len(t, jsonLines(t, r.stdout), 5)
 
@@ -147,7 +148,7 @@ func TestPutTailRoundTrip(t *testing.T) {
 	}
 	r = pipeRun(t, ordered.String(), "put", "--stream", f.stream, "--key-id", f.keyARN, "--partition-key", "customer-42")
 	require.Equal(t, exitOK, r.code)
-	r = runCLI(t, nil, "tail", "--stream", f.stream)
+	r = runCLI(t, nil, "tail", "--stream", f.stream, "--key-arn", f.keyARN)
 	require.Equal(t, exitOK, r.code)
 	var seq []string
 	shard := ""
@@ -183,7 +184,7 @@ func TestTailReportsFailures(t *testing.T) {
 	raw = f.rawRecords(t)
 	require.Len(t, raw, 4)
 
-	r = runCLI(t, nil, "tail", "--stream", f.stream)
+	r = runCLI(t, nil, "tail", "--stream", f.stream, "--key-arn", f.keyARN)
 	require.Equal(t, exitFailure, r.code)
 	got := jsonLines(t, r.stdout)
 	require.Len(t, got, 2)
@@ -199,7 +200,7 @@ func TestTailReportsFailures(t *testing.T) {
 
 	// With --allow-plaintext the plaintext record is printed as such; the
 	// tampered one still fails.
-	r = runCLI(t, nil, "tail", "--stream", f.stream, "--allow-plaintext")
+	r = runCLI(t, nil, "tail", "--stream", f.stream, "--key-arn", f.keyARN, "--allow-plaintext")
 	require.Equal(t, exitFailure, r.code)
 	got = jsonLines(t, r.stdout)
 	require.Len(t, got, 3)
@@ -242,6 +243,56 @@ func TestTailReportsFailures(t *testing.T) {
 	r = runCLI(t, nil, "tail", "--stream", f.stream, "--key-arn", f.keyARN, "--limit", "2")
 	require.Equal(t, exitOK, r.code)
 	require.Len(t, jsonLines(t, r.stdout), 2)
+
+	// So does the key given by its ID, alias name or alias ARN: resolved to
+	// the key ARN with DescribeKey.
+	alias := "alias/" + f.stream
+	_, err = f.kms.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(alias), TargetKeyId: aws.String(f.keyARN)})
+	require.NoError(t, err)
+	keyID := f.keyARN[strings.LastIndex(f.keyARN, "/")+1:]
+	aliasARN := strings.TrimSuffix(f.keyARN, "key/"+keyID) + alias
+	for _, id := range []string{keyID, alias, aliasARN} {
+		r = runCLI(t, nil, "tail", "--stream", f.stream, "--key-arn", id, "--limit", "2")
+		require.Equal(t, exitOK, r.code, id)
+		require.Len(t, jsonLines(t, r.stdout), 2)
+	}
+	// An alias that does not exist is an error before reading.
+	r = runCLI(t, nil, "tail", "--stream", f.stream, "--key-arn", alias+"-missing")
+	require.Equal(t, exitFailure, r.code)
+	require.Empty(t, r.stdout)
+	require.Equal(t, fmt.Sprintf("ksse tail: --key-arn %q: KMS has no such key or alias\n", alias+"-missing"), r.stderr)
+
+	// --any-key reads every encrypted record, with a warning.
+	r = runCLI(t, nil, "tail", "--stream", f.stream, "--any-key", "--limit", "2")
+	require.Equal(t, exitOK, r.code)
+	require.Len(t, jsonLines(t, r.stdout), 2)
+	require.Contains(t, r.stderr, "ksse tail: warning: --any-key: ")
+}
+
+// TestPutMissingStream checks that put finds out that the stream does not
+// exist before it asks KMS for a data key.
+func TestPutMissingStream(t *testing.T) {
+	srv := mototest.Shared(t)
+	f := newKMSFixture(t) // KMS on kmstest, which counts the calls
+	t.Setenv("AWS_ENDPOINT_URL_KINESIS", srv.URL())
+	r := runCLI(t, strings.NewReader("one\ntwo\n"), "put", "--stream", "ksse-cli-missing", "--key-id", f.keyARN)
+	require.Equal(t, exitFailure, r.code)
+	require.Equal(t, "ksse put: stream ksse-cli-missing does not exist (DescribeStreamSummary): nothing sent\n", r.stderr)
+	require.Zero(t, f.kms.Calls(""), "no KMS call")
+}
+
+// TestPutErrorBeforeSummary checks that put reports its error first, then
+// what it did.
+func TestPutErrorBeforeSummary(t *testing.T) {
+	f := newMotoFixture(t, 1)
+	in := "first\n" + strings.Repeat("x", record.DefaultMaxRecordSize) + "\nthird\n"
+	r := runCLI(t, strings.NewReader(in), "put", "--stream", f.stream, "--key-id", f.keyARN)
+	require.Equal(t, exitFailure, r.code)
+	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	require.Len(t, lines, 2)
+	require.Regexp(t, `^ksse put: line 2: .* \(lines before it were sent, it and later lines were not\)$`, lines[0])
+	require.True(t, strings.HasPrefix(lines[1], "ksse put: sent 1 records to "+f.stream+": "), lines[1])
+	require.Len(t, f.rawRecords(t), 1)
 }
 
 func TestTailFollowStopsOnCancel(t *testing.T) {
@@ -254,7 +305,7 @@ func TestTailFollowStopsOnCancel(t *testing.T) {
 	done := make(chan int)
 	var stderr bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"tail", "--stream", f.stream, "--follow"}, strings.NewReader(""), outW, &stderr)
+		done <- run(ctx, []string{"tail", "--stream", f.stream, "--key-arn", f.keyARN, "--follow"}, strings.NewReader(""), outW, &stderr)
 		outW.Close()
 	}()
 	dec := newLineReader(outR)

@@ -16,7 +16,7 @@ import (
 	"github.com/ksse-go/ksse/record"
 )
 
-const tailSynopsis = "--stream S [--from trim-horizon|latest] [--limit N] [--allow-plaintext] [--follow] [--key-arn ARN]..."
+const tailSynopsis = "--stream S (--key-arn ARN... | --any-key) [--from trim-horizon|latest] [--limit N] [--allow-plaintext] [--follow]"
 
 const tailDescription = `
 Reads every shard of the Kinesis data stream S, decrypts each record and
@@ -36,9 +36,11 @@ shard is not behind its tip), or after --limit records; with --follow it keeps
 polling until interrupted. --from latest starts after the records already in
 the stream and is mostly useful with --follow.
 
-A record that fails to decrypt (not authentic, not encrypted, KMS refusal) is
-not printed: it is reported on standard error with its position, shard,
-sequence number and the reason, and tail exits with status 1 at the end.`
+A record that fails to decrypt (not authentic, not encrypted, of a key not
+trusted, KMS refusal) is not printed: it is reported on standard error with
+its position, shard, sequence number and the reason, and tail exits with
+status 1 at the end.
+` + keyFlagsHelp
 
 func cmdTail(ctx context.Context, c *cli, args []string) error {
 	fs := newFlagSet(c, tailSynopsis, tailDescription)
@@ -47,8 +49,8 @@ func cmdTail(ctx context.Context, c *cli, args []string) error {
 	limit := fs.Int("limit", 0, "stop after this many records (0: no limit)")
 	allowPlaintext := fs.Bool("allow-plaintext", false, "print records that are not encrypted, with encryptionType NONE, instead of failing them")
 	follow := fs.Bool("follow", false, "keep reading new records until interrupted")
-	var keyARNs stringsFlag
-	fs.Var(&keyARNs, "key-arn", "accept only data keys of this KMS key ARN (strict mode; repeatable)")
+	var kf keyFlags
+	kf.register(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -72,15 +74,23 @@ func cmdTail(ctx context.Context, c *cli, args []string) error {
 	if *limit < 0 {
 		return usagef("--limit must not be negative")
 	}
+	if err := kf.check(); err != nil {
+		return err
+	}
 
 	cfg, err := c.loadConfig(ctx)
 	if err != nil {
 		return err
 	}
-	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg), func(o *record.DecryptorOptions) {
+	kmsClient := kms.NewFromConfig(cfg)
+	keyARNs, err := kf.resolve(ctx, c, kmsClient)
+	if err != nil {
+		return err
+	}
+	dec, err := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) {
 		o.AllowPlaintext = *allowPlaintext
 		o.AllowedKeys = keyARNs
-		o.InsecureAllowAnyKey = len(keyARNs) == 0 // TODO(issue 9): --any-key
+		o.InsecureAllowAnyKey = kf.anyKey
 	})
 	if err != nil {
 		return err

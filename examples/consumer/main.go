@@ -1,9 +1,14 @@
 // Command consumer reads every shard of a Kinesis data stream until it is
 // caught up and prints the records decrypted with Decryptor.DecryptRecords.
-// It uses the SDK's standard configuration; against moto, for example:
+// It trusts the data keys of one KMS key, given by its ARN (strict mode).
+// Records that can never decrypt (forged, not encrypted, of another key) are
+// reported and skipped; any other failure (throttling, KMS unreachable) stops
+// it, to be retried later from the same place. It uses the SDK's standard
+// configuration; against moto, for example:
 //
 //	AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test \
-//	AWS_SECRET_ACCESS_KEY=test-secret-access-key go run ./examples/consumer -stream orders
+//	AWS_SECRET_ACCESS_KEY=test-secret-access-key go run ./examples/consumer -stream orders \
+//	-key-arn arn:aws:kms:us-east-1:123456789012:key/KEY-ID
 //
 // It does not read parent shards before children after resharding: `ksse tail` does.
 package main
@@ -27,15 +32,18 @@ import (
 
 func main() {
 	stream := flag.String("stream", "", "Kinesis data stream name (required)")
+	keyARN := flag.String("key-arn", "", "ARN of the KMS key whose records to trust (required)")
 	flag.Parse()
-	if *stream == "" {
+	if *stream == "" || *keyARN == "" {
 		flag.Usage()
 		os.Exit(2)
 	}
 	ctx := context.Background()
 	cfg := must(config.LoadDefaultConfig(ctx))
 	client := kinesis.NewFromConfig(cfg)
-	dec := must(record.NewDecryptor(kms.NewFromConfig(cfg)))
+	dec := must(record.NewDecryptor(kms.NewFromConfig(cfg), func(o *record.DecryptorOptions) {
+		o.AllowedKeys = []string{*keyARN}
+	}))
 	defer dec.Close()
 
 	failed := 0
@@ -51,8 +59,11 @@ func main() {
 					log.Fatal(err)
 				}
 				for _, f := range be.Failed { // never printed: not authentic
+					if !record.IsPermanent(f.Err) {
+						log.Fatal(f.Err) // transient: retry later, from this record on
+					}
 					bad[f.Index], failed = true, failed+1
-					log.Printf("%s %s: %v", *sh.ShardId, *out.Records[f.Index].SequenceNumber, f.Err)
+					log.Printf("%s %s: skipped: %v", *sh.ShardId, *out.Records[f.Index].SequenceNumber, f.Err)
 				}
 			}
 			for i, r := range out.Records {

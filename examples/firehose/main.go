@@ -7,7 +7,9 @@
 //	AWS_SECRET_ACCESS_KEY=test-secret-access-key go run ./examples/firehose
 //
 // Against AWS (Firehose buffers records a minute or more before writing them):
-// go run ./examples/firehose -delivery-stream NAME -bucket BUCKET -key-id alias/KEY
+// go run ./examples/firehose -delivery-stream NAME -bucket BUCKET -key-arn arn:aws:kms:REGION:ACCOUNT:key/ID
+//
+// The Reader's Decryptor trusts that one key (strict mode).
 package main
 
 import (
@@ -32,22 +34,24 @@ import (
 func main() {
 	name := flag.String("delivery-stream", "ksse-example", "Firehose delivery stream writing to -bucket")
 	bucket := flag.String("bucket", "ksse-example", "S3 bucket of the delivery stream")
-	keyID := flag.String("key-id", "", "symmetric KMS key")
+	keyARN := flag.String("key-arn", "", "ARN of a symmetric KMS key, to encrypt under and to trust")
 	flag.Parse()
 	ctx := context.Background()
 	cfg := must(config.LoadDefaultConfig(ctx))
 	kmsClient, fh := kms.NewFromConfig(cfg), firehose.NewFromConfig(cfg)
 	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle, o.DisableLogOutputChecksumValidationSkipped = true, true })
 	if os.Getenv("AWS_ENDPOINT_URL") != "" { // a local emulator: set up what is missing
-		*keyID = *must(kmsClient.CreateKey(ctx, &kms.CreateKeyInput{})).KeyMetadata.KeyId
+		*keyARN = *must(kmsClient.CreateKey(ctx, &kms.CreateKeyInput{})).KeyMetadata.Arn
 		s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: bucket})
 		fh.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: name,
 			ExtendedS3DestinationConfiguration: &types.ExtendedS3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::" + *bucket),
 				RoleARN: aws.String("arn:aws:iam::123456789012:role/firehose")}})
 	}
-	enc := must(record.NewEncryptor(kmsClient, *keyID))
+	enc := must(record.NewEncryptor(kmsClient, *keyARN))
 	defer enc.Close()
-	dec := must(record.NewDecryptor(kmsClient))
+	dec := must(record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) {
+		o.AllowedKeys = []string{*keyARN} // only records of this key decrypt
+	}))
 	defer dec.Close()
 
 	start := time.Now().Add(-time.Second)

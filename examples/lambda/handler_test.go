@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -13,26 +14,38 @@ import (
 	"github.com/ksse-go/ksse/record"
 )
 
-// TestHandler runs the function's handler, wrapped as main wraps it, on an
-// event of encrypted records built with the test KMS.
+// TestHandler runs the function's handler, wrapped as main wraps it (a
+// Decryptor that trusts one key), on events of records built with the test
+// KMS.
 func TestHandler(t *testing.T) {
 	ctx := context.Background()
 	k := kmstest.New()
 	_, keyARN := k.CreateKey("")
+	_, otherARN := k.CreateKey("")
 	enc, err := record.NewEncryptor(k, keyARN)
 	require.NoError(t, err)
 	defer enc.Close()
-	dec, err := record.NewDecryptor(k)
+	other, err := record.NewEncryptor(k, otherARN) // a key the function does not trust
+	require.NoError(t, err)
+	defer other.Close()
+	dec, err := record.NewDecryptor(k, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{keyARN} })
 	require.NoError(t, err)
 	defer dec.Close()
 
 	const stream = "arn:aws:kinesis:us-east-1:111122223333:stream/orders"
+	// event builds an event of one shard; a payload starting with
+	// "forged" is sent as is, one starting with "other" is encrypted
+	// under the other key.
 	event := func(payloads ...string) events.KinesisEvent {
 		var ev events.KinesisEvent
 		for i, p := range payloads {
-			r, err := enc.Encrypt(ctx, stream, "customer-42", []byte(p))
+			e := enc
+			if strings.HasPrefix(p, "other") {
+				e = other
+			}
+			r, err := e.Encrypt(ctx, stream, "customer-42", []byte(p))
 			require.NoError(t, err)
-			if p == "forged" {
+			if strings.HasPrefix(p, "forged") {
 				r.Data = []byte(p)
 			}
 			seq := fmt.Sprint(1000 + i)
@@ -41,19 +54,36 @@ func TestHandler(t *testing.T) {
 		}
 		return ev
 	}
-	handler := ksselambda.Handler(dec, handle)
+	var seen []string // the payloads handle was given
+	handler := ksselambda.Handler(dec, func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+		for _, r := range ev.Records {
+			require.Equal(t, "customer-42", r.Kinesis.PartitionKey)
+			require.Equal(t, "KMS", r.Kinesis.EncryptionType)
+			seen = append(seen, string(r.Kinesis.Data))
+		}
+		return handle(ctx, ev)
+	})
 
 	resp, err := handler(ctx, event(`{"order":1,"amount":2.5}`, `{"order":2,"amount":1}`))
 	require.NoError(t, err)
 	require.Empty(t, resp.BatchItemFailures)
+	require.Equal(t, []string{`{"order":1,"amount":2.5}`, `{"order":2,"amount":1}`}, seen)
 
-	// A record the handler cannot parse, and one that is not authentic:
-	// the lowest is where Lambda starts again.
-	resp, err = handler(ctx, event(`{"order":1,"amount":2.5}`, `not json`, "forged"))
+	// A record handle cannot parse: handle reports it, Lambda starts
+	// again from there.
+	seen = nil
+	resp, err = handler(ctx, event(`{"order":1,"amount":2.5}`, `not json`, `{"order":3,"amount":1}`))
 	require.NoError(t, err)
-	require.Equal(t, []events.KinesisBatchItemFailure{{ItemIdentifier: "1001"}, {ItemIdentifier: "1002"}}, resp.BatchItemFailures)
+	require.Equal(t, []events.KinesisBatchItemFailure{{ItemIdentifier: "1001"}}, resp.BatchItemFailures)
+	require.Equal(t, []string{`{"order":1,"amount":2.5}`, `not json`, `{"order":3,"amount":1}`}, seen)
 
-	resp, err = handler(ctx, event("forged", `{"order":1,"amount":2.5}`))
-	require.NoError(t, err)
-	require.Equal(t, []events.KinesisBatchItemFailure{{ItemIdentifier: "1000"}}, resp.BatchItemFailures)
+	// A forged record, and a genuine one under a key the function does
+	// not trust, never reach handle. (Whether ksselambda reports them for
+	// redelivery or sets them aside is its policy, tested in its package.)
+	for _, bad := range []string{"forged record", `other {"order":9,"amount":100}`} {
+		seen = nil
+		_, err = handler(ctx, event(`{"order":1,"amount":2.5}`, bad))
+		require.NoError(t, err)
+		require.Equal(t, []string{`{"order":1,"amount":2.5}`}, seen, bad)
+	}
 }

@@ -9,14 +9,17 @@
 //
 //	GOOS=linux GOARCH=arm64 go build -tags lambda.norpc -o bootstrap ./examples/lambda
 //
-// The function's role needs kms:Decrypt on the stream's KMS key, with the
-// encryption context {"kinesis:stream": NAME}. The handler is tested in
-// handler_test.go, without AWS.
+// Set the environment variable KSSE_KEY_ARN to the ARN of the KMS key the
+// producers encrypt under: the function trusts records of that key only. Its
+// role needs kms:Decrypt on that key, with the encryption context
+// {"kinesis:stream": NAME}. The handler is tested in handler_test.go,
+// without AWS.
 package main
 
 import (
 	"context"
 	"log"
+	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -33,7 +36,13 @@ func main() {
 	}
 	// One Decryptor for the life of the execution environment: its cache
 	// holds the unwrapped data keys between invocations.
-	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg))
+	keyARN := os.Getenv("KSSE_KEY_ARN")
+	if keyARN == "" {
+		log.Fatal("KSSE_KEY_ARN is not set: the ARN of the KMS key whose records the function trusts")
+	}
+	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg), func(o *record.DecryptorOptions) {
+		o.AllowedKeys = []string{keyARN}
+	})
 	if err != nil {
 		log.Fatal(err)
 	}

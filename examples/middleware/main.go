@@ -1,11 +1,12 @@
 // Command middleware writes and reads records with plain Kinesis SDK calls
 // on a client given one option, ksse.WithEncryption: the stream holds only
-// envelopes, the program sees plaintext. Against moto, which it sets up:
+// envelopes, the program sees plaintext. Its Decryptor trusts one KMS key,
+// by ARN (strict mode). Against moto, which it sets up:
 //
 //	AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test \
 //	AWS_SECRET_ACCESS_KEY=test-secret-access-key go run ./examples/middleware
 //
-// Against AWS: go run ./examples/middleware -stream NAME -key-id alias/KEY
+// Against AWS: go run ./examples/middleware -stream NAME -key-arn arn:aws:kms:REGION:ACCOUNT:key/ID
 package main
 
 import (
@@ -29,17 +30,19 @@ import (
 
 func main() {
 	stream := flag.String("stream", "ksse-example", "Kinesis data stream (created if missing)")
-	keyID := flag.String("key-id", "", "symmetric KMS key (created if empty and AWS_ENDPOINT_URL is set)")
+	keyARN := flag.String("key-arn", "", "ARN of a symmetric KMS key, to encrypt under and to trust (created if empty and AWS_ENDPOINT_URL is set)")
 	flag.Parse()
 	ctx := context.Background()
 	cfg := must(config.LoadDefaultConfig(ctx))
 	kmsClient := kms.NewFromConfig(cfg)
-	if *keyID == "" && os.Getenv("AWS_ENDPOINT_URL") != "" {
-		*keyID = *must(kmsClient.CreateKey(ctx, &kms.CreateKeyInput{})).KeyMetadata.KeyId
+	if *keyARN == "" && os.Getenv("AWS_ENDPOINT_URL") != "" {
+		*keyARN = *must(kmsClient.CreateKey(ctx, &kms.CreateKeyInput{})).KeyMetadata.Arn
 	}
-	enc := must(record.NewEncryptor(kmsClient, *keyID))
+	enc := must(record.NewEncryptor(kmsClient, *keyARN))
 	defer enc.Close()
-	dec := must(record.NewDecryptor(kmsClient))
+	dec := must(record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) {
+		o.AllowedKeys = []string{*keyARN} // only records of this key decrypt
+	}))
 	defer dec.Close()
 	client := kinesis.NewFromConfig(cfg, ksse.WithEncryption(enc, dec))
 	var nf *types.ResourceNotFoundException

@@ -10,7 +10,10 @@
 //	aws kinesis create-stream --stream-name orders --shard-count 2
 //	go run ./examples/producer -stream orders -key-id "$KEY"
 //
-// Read the records back with ./examples/consumer or `ksse tail`.
+// -key-id takes any key ID, key ARN or alias. Read the records back with
+// ./examples/consumer -stream orders -key-arn "$KEY" or
+// `ksse tail --stream orders --key-arn "$KEY"`: readers name the key they
+// trust by its ARN.
 package main
 
 import (
