@@ -101,6 +101,7 @@ def aws_env() -> dict[str, str]:
     env.update(
         AWS_ENDPOINT_URL=endpoint(),
         AWS_REGION=REGION,
+        AWS_DEFAULT_REGION=REGION,
         AWS_ACCESS_KEY_ID="test",
         AWS_SECRET_ACCESS_KEY="test",
     )
