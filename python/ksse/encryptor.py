@@ -8,10 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from . import envelope
-from .errors import ConfigError, InvalidPartitionKeyError, KsseError, RecordTooLargeError
+from .errors import ConfigError, InvalidPartitionKeyError, RecordTooLargeError
 from .keycache import DEFAULT_TTL, CacheStats, Clock, ProducerCache
 from .stream import Stream, firehose_stream, kinesis_stream
 
@@ -148,7 +146,8 @@ class Encryptor:
         (``{"PartitionKey": ..., "Data": ...}``), at most 500. Every record is
         encrypted before anything is sent: if one fails, its error is raised
         and nothing is sent. The result has one PutResult per record, in
-        order; entries Kinesis rejected carry its error code, to retry.
+        order; entries Kinesis rejected carry its error code, to retry. A
+        failed call raises the boto3 exception.
         """
         client = kinesis or self._kinesis
         if client is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import os
@@ -34,6 +35,7 @@ def go_cli() -> str:
                         raise AssertionError("go not found (CI=true: failing, not skipping)")
                     raise unittest.SkipTest("go not found; set KSSE_CLI")
                 tmp = tempfile.mkdtemp(prefix="ksse-py-")
+                atexit.register(shutil.rmtree, tmp, True)
                 out = str(Path(tmp) / "ksse")
                 subprocess.run([go, "build", "-o", out, "./cmd/ksse"], cwd=REPO, check=True, timeout=600)
                 _cli = out

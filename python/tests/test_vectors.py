@@ -35,6 +35,15 @@ class VectorTest(unittest.TestCase):
             with self.subTest(v.file, comment=v.comment):
                 self.run_vector(v)
 
+    def test_vectors_public_cipher_api(self) -> None:
+        """The same with the partition key stream made by the public API only."""
+        fast = envelope._pk_stream
+        envelope._pk_stream = envelope._public_ctr
+        self.addCleanup(setattr, envelope, "_pk_stream", fast)
+        for v in self.vectors:
+            with self.subTest(v.file):
+                self.run_vector(v)
+
     def run_vector(self, v) -> None:
         key = ksse.Key(v.data_key, v.wrapped_key, v.ad)
         if v.stage == "parse":
