@@ -260,18 +260,23 @@ def open(key: Key, env: Envelope) -> tuple[bytes, bytes]:  # noqa: A001 - the sp
         raise OpenError()  # not the wrapped key that key was derived from
     rk = key.record_key(buf[10:HEADER_SIZE])
     ctr = _pk_stream(rk)
-    n = int.from_bytes(ctr.update(buf[HEADER_SIZE : HEADER_SIZE + 2]), "big")
+    # Two key stream blocks (the body holds at least 30 bytes) give the
+    # length and a partition key of up to 30 bytes in one call.
+    head = ctr.update(buf[HEADER_SIZE : HEADER_SIZE + 32])
+    n = int.from_bytes(head[:2], "big")
     if n > MAX_PARTITION_KEY or 2 + n + NONCE_SIZE + TAG_SIZE > body_len:
         raise OpenError()
     pk_end = HEADER_SIZE + 2 + n
-    nonce = bytes(buf[pk_end : pk_end + NONCE_SIZE])
+    nonce = buf[pk_end : pk_end + NONCE_SIZE].tobytes()
     if nonce == RESERVED_NONCE:
         raise OpenError()
     try:
         payload = AESGCM(rk).decrypt(nonce, buf[pk_end + NONCE_SIZE : HEADER_SIZE + body_len], buf[:pk_end])
     except InvalidTag:
         raise OpenError() from None
-    return ctr.update(buf[HEADER_SIZE + 2 : pk_end]), payload
+    if n <= 30:
+        return head[2 : 2 + n], payload
+    return head[2:] + ctr.update(buf[HEADER_SIZE + 32 : pk_end]), payload
 
 
 def seal(key: Key, partition_key: Buffer, payload: Buffer) -> bytes:
