@@ -165,37 +165,43 @@ class CountingKMS:
     ``aws_incorrect_key`` turns moto's AccessDeniedException for a KeyId
     that is not the ciphertext's key into IncorrectKeyException, as AWS
     KMS answers. ``faults`` is a list of error codes raised, one per call,
-    before calls reach the client. ``delay`` sleeps in every Decrypt, so
-    that concurrent callers overlap.
+    before calls reach the client. ``gate``, an Event, holds every call
+    until it is set, so that a test can make callers overlap.
     """
 
-    def __init__(self, inner: Any, *, aws_incorrect_key: bool = True, delay: float = 0.0) -> None:
+    def __init__(self, inner: Any, *, aws_incorrect_key: bool = True) -> None:
         self.inner = inner
         self.aws_incorrect_key = aws_incorrect_key
-        self.delay = delay
+        self.gate: threading.Event | None = None  # if set, calls wait for it (10 s at most)
         self.faults: list[str] = []
         self.fault_if: Any = None  # optional predicate on the call's params
         self.calls = 0
-        self.blobs: list[bytes] = []
+        self.inflight = 0
+        self.max_inflight = 0
         self._lock = threading.Lock()
 
     def decrypt(self, **params: Any) -> Any:
         with self._lock:
             self.calls += 1
-            self.blobs.append(params["CiphertextBlob"])
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
             fault = None
             if self.faults and (self.fault_if is None or self.fault_if(params)):
                 fault = self.faults.pop(0)
-        if self.delay:
-            time.sleep(self.delay)
-        if fault:
-            raise client_error(fault)
         try:
-            return self.inner.decrypt(**params)
-        except ClientError as exc:
-            if self.aws_incorrect_key and "KeyId" in params and exc.response["Error"]["Code"] == "AccessDeniedException":
-                raise client_error("IncorrectKeyException") from None
-            raise
+            if self.gate is not None:
+                self.gate.wait(10)
+            if fault:
+                raise client_error(fault)
+            try:
+                return self.inner.decrypt(**params)
+            except ClientError as exc:
+                if self.aws_incorrect_key and "KeyId" in params and exc.response["Error"]["Code"] == "AccessDeniedException":
+                    raise client_error("IncorrectKeyException") from None
+                raise
+        finally:
+            with self._lock:
+                self.inflight -= 1
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import unittest
 
 import ksse
@@ -79,46 +80,45 @@ class CacheTest(unittest.TestCase):
         self.assertEqual(st.entries, 2)
         self.assertEqual(st.evictions, 2)
 
-    def test_concurrent_misses_coalesce(self) -> None:
-        self.counting.delay = 0.3
-        d = self.decryptor()
-        rec = self.record()
+    def wait_for(self, cond, what: str) -> None:
+        """Wait until cond() holds, failing after 10 s."""
+        deadline = time.monotonic() + 10
+        while not cond():
+            if time.monotonic() > deadline:
+                self.fail(f"timed out waiting for {what}")
+            time.sleep(0.005)
+
+    def concurrent(self, d: ksse.Decryptor, rec: bytes, n: int) -> list[object]:
+        """n threads decrypt rec while the KMS call is held; return their outcomes."""
+        self.counting.gate = threading.Event()
         results: list[object] = []
-        barrier = threading.Barrier(12)
 
         def run() -> None:
-            barrier.wait()
-            results.append(d.decrypt(self.stream, rec).data)
+            try:
+                results.append(d.decrypt(self.stream, rec))
+            except ksse.KsseError as err:
+                results.append(err)
 
-        threads = [threading.Thread(target=run) for _ in range(12)]
+        threads = [threading.Thread(target=run) for _ in range(n)]
         for t in threads:
             t.start()
+        # Every caller has missed (one is in KMS, the others wait for it).
+        self.wait_for(lambda: d.stats().misses == n, f"{n} misses")
+        self.counting.gate.set()
         for t in threads:
             t.join()
-        self.assertEqual(results, [b"payload"] * 12)
+        return results
+
+    def test_concurrent_misses_coalesce(self) -> None:
+        d = self.decryptor()
+        results = self.concurrent(d, self.record(), 12)
+        self.assertEqual([r.data for r in results], [b"payload"] * 12)
         self.assertEqual(self.counting.calls, 1)
 
     def test_concurrent_failures_coalesce(self) -> None:
-        self.counting.delay = 0.3
         d = self.decryptor()
-        rec = self.forged(1)[0]
-        errors: list[BaseException] = []
-        barrier = threading.Barrier(8)
-
-        def run() -> None:
-            barrier.wait()
-            try:
-                d.decrypt(self.stream, rec)
-            except ksse.KsseError as err:
-                errors.append(err)
-
-        threads = [threading.Thread(target=run) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        self.assertEqual(len(errors), 8)
-        self.assertTrue(all(type(e) is ksse.OpenError for e in errors))
+        errors = self.concurrent(d, self.forged(1)[0], 8)
+        self.assertTrue(all(type(e) is ksse.OpenError for e in errors), errors)
         self.assertEqual(len({id(e) for e in errors}), 8, "each caller gets its own exception")
         self.assertEqual(self.counting.calls, 1)
 
@@ -211,18 +211,19 @@ class CacheTest(unittest.TestCase):
         self.assertEqual(self.counting.calls, 5)
 
     def test_batch_unwraps_concurrently(self) -> None:
-        self.counting.delay = 0.5
         d = self.decryptor()
-        recs = [self.record(str(i)) for i in range(16)]
-        import time
-
-        start = time.monotonic()
-        res = d.decrypt_batch(self.stream, recs)
-        elapsed = time.monotonic() - start
-        self.assertEqual([r.partition_key for r in res], [str(i) for i in range(16)])
-        self.assertEqual(self.counting.calls, 16)
-        # 16 calls of 0.5 s one after another would take 8 s.
-        self.assertLess(elapsed, 4.0)
+        recs = [self.record(str(i)) for i in range(20)]
+        self.counting.gate = threading.Event()
+        out: list[object] = []
+        t = threading.Thread(target=lambda: out.extend(d.decrypt_batch(self.stream, recs)))
+        t.start()
+        # The fan-out is 16: 16 calls in flight at once, and no more.
+        self.wait_for(lambda: self.counting.inflight == 16, "16 concurrent Decrypt calls")
+        self.counting.gate.set()
+        t.join()
+        self.assertEqual([r.partition_key for r in out], [str(i) for i in range(20)])
+        self.assertEqual(self.counting.calls, 20)
+        self.assertEqual(self.counting.max_inflight, 16)
 
     def test_batch_key_failure_shared(self) -> None:
         d = self.decryptor()
