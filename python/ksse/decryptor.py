@@ -182,10 +182,13 @@ class Decryptor:
 
         # The distinct wrapped keys that need a KMS call, in order.
         new: dict[tuple[bytes, Stream], None] = {}
+        seen: set[tuple[bytes, Stream]] = set()
         for i, env, wk in envs:
             k = (wk, streams[i])
-            if k not in new and self.cache.peek(wk, streams[i]) is MISS:
-                new[k] = None
+            if k not in seen:
+                seen.add(k)
+                if self.cache.peek(wk, streams[i]) is MISS:
+                    new[k] = None
         todo = list(new)[: self._max_new]
         over = set(list(new)[self._max_new :])
         key_errs: dict[tuple[bytes, Stream], KsseError] = {}
@@ -196,7 +199,7 @@ class Decryptor:
         for i, env, wk in envs:
             k = (wk, streams[i])
             if k in over:
-                results[i] = RateLimitedError("ksse: more than %d new data keys in one batch; retry later" % self._max_new)
+                results[i] = RateLimitedError(f"ksse: more than {self._max_new} new data keys in one batch; retry later")
                 continue
             err = key_errs.get(k)
             if err is None:
