@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import ConfigError, OpenError
+from .errors import ConfigError, MalformedObjectError, OpenError
 
 __all__ = [
     "MAGIC",
@@ -41,6 +41,7 @@ __all__ = [
     "parse_header",
     "parse_one",
     "open",
+    "Reader",
     "seal",
 ]
 
@@ -307,3 +308,73 @@ def _seal(key: Key, partition_key: Buffer, payload: Buffer, salt: bytes, nonce: 
     aad = _HEADER.pack(MAGIC, len(key._wrapped), body_len) + salt + sealed_pk
     ct = AESGCM(rk).encrypt(nonce, payload, aad)
     return b"".join((aad, nonce, ct, key._wrapped))
+
+
+class Reader:
+    """Splits a stream of concatenated envelopes, one at a time.
+
+    It reads each 26-byte header and checks its lengths before it reads
+    the rest of the envelope, in chunks, so memory grows with the bytes
+    that arrive, never with a length a header claims. ``fileobj`` is
+    anything with ``read(n)`` (a file, an S3 StreamingBody). Not
+    thread-safe.
+
+    :meth:`next` returns the next Envelope and its offset, or None at the
+    end. Bytes that do not form an envelope raise MalformedObjectError,
+    again on every later call.
+    """
+
+    CHUNK = 64 << 10
+
+    def __init__(self, fileobj: Any) -> None:
+        self._f = fileobj
+        self._offset = 0
+        self._index = 0
+        self._err: MalformedObjectError | None = None
+
+    @property
+    def offset(self) -> int:
+        """Where the next envelope starts, in bytes."""
+        return self._offset
+
+    @property
+    def index(self) -> int:
+        """The position of the next envelope, from 0."""
+        return self._index
+
+    def _read(self, n: int) -> bytearray:
+        """Read up to n bytes, fewer only at the end of the input."""
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self._f.read(min(self.CHUNK, n - len(buf)))
+            if not chunk:
+                break
+            buf += chunk
+        return buf
+
+    def _fail(self) -> MalformedObjectError:
+        self._err = MalformedObjectError(
+            f"ksse: no envelope at offset {self._offset} (record {self._index})"
+        )
+        self._err.record_index, self._err.offset = self._index, self._offset  # type: ignore[attr-defined]
+        return self._err
+
+    def next(self) -> tuple[Envelope, int] | None:
+        """Return the next envelope and its offset, or None at the end."""
+        if self._err is not None:
+            raise MalformedObjectError(*self._err.args)
+        buf = self._read(HEADER_SIZE)
+        if not buf:
+            return None
+        try:
+            wk_len, body_len = parse_header(buf)
+        except OpenError:
+            raise self._fail() from None
+        rest = body_len + wk_len
+        buf += self._read(rest)
+        if len(buf) < HEADER_SIZE + rest:
+            raise self._fail()
+        offset = self._offset
+        self._offset += len(buf)
+        self._index += 1
+        return Envelope(memoryview(buf), wk_len, body_len), offset

@@ -7,20 +7,19 @@ from typing import IO, Any
 
 from . import envelope
 from .decryptor import Decrypted, Decryptor
-from .errors import KsseError, MalformedObjectError
+from .errors import KsseError
 from .stream import firehose_stream
 
 __all__ = ["FirehoseReader"]
-
-_CHUNK = 64 << 10
 
 
 class FirehoseReader:
     """Splits and decrypts an object of concatenated envelopes.
 
-    It reads each header before the rest of its envelope, and then the
-    rest in chunks, so memory grows with the bytes that arrive, never with
-    a length a header claims. Not thread-safe.
+    It splits with an :class:`ksse.envelope.Reader`: each header is read
+    and checked before the rest of its envelope, so memory grows with the
+    bytes that arrive, never with a length a header claims. Not
+    thread-safe.
 
     :meth:`read` returns the next record, or None at the end. A record that
     fails to authenticate or whose key cannot be unwrapped raises its error
@@ -34,56 +33,19 @@ class FirehoseReader:
             raise TypeError("ksse: FirehoseReader needs a Decryptor and a file object")
         self._dec = decryptor
         self._stream = firehose_stream(delivery_stream)
-        self._f = fileobj
-        self._index = 0
-        self._offset = 0
-        self._err: KsseError | None = None
-        self._eof = False
-
-    def _read(self, n: int) -> bytearray:
-        """Read up to n bytes, fewer only at the end of the object."""
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self._f.read(min(_CHUNK, n - len(buf)))
-            if not chunk:
-                break
-            buf += chunk
-        return buf
-
-    def _fail(self, offset: int) -> MalformedObjectError:
-        err = MalformedObjectError(f"ksse: object cannot be split at offset {offset} (record {self._index})")
-        err.record_index, err.offset = self._index, offset  # type: ignore[attr-defined]
-        self._err = err
-        return err
+        self._reader = envelope.Reader(fileobj)
 
     def read(self) -> Decrypted | None:
         """Return the next record, decrypted, or None at the end."""
-        if self._err is not None:
-            raise MalformedObjectError(str(self._err))
-        if self._eof:
+        index = self._reader.index
+        got = self._reader.next()
+        if got is None:
             return None
-        start = self._offset
-        header = self._read(envelope.HEADER_SIZE)
-        if not header:
-            self._eof = True
-            return None
-        if len(header) < envelope.HEADER_SIZE:
-            raise self._fail(start)
+        env, offset = got
         try:
-            wk_len, body_len = envelope.parse_header(header)
-        except KsseError:
-            raise self._fail(start) from None
-        rest = self._read(body_len + wk_len)
-        if len(rest) < body_len + wk_len:
-            raise self._fail(start)
-        self._offset = start + envelope.HEADER_SIZE + len(rest)
-        index = self._index
-        self._index += 1
-        header += rest
-        try:
-            return self._dec.open_envelope(self._stream, envelope.parse_one(header))
+            return self._dec.open_envelope(self._stream, env)
         except KsseError as err:
-            err.record_index, err.offset = index, start  # type: ignore[attr-defined]
+            err.record_index, err.offset = index, offset  # type: ignore[attr-defined]
             raise
 
     def __iter__(self) -> Iterator[Decrypted]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-TESTDATA = REPO / "envelope" / "testdata"
+# KSSE_VECTORS_DIR names another envelope/testdata directory to run.
+TESTDATA = Path(os.environ.get("KSSE_VECTORS_DIR") or REPO / "envelope" / "testdata")
 
 
 @dataclass

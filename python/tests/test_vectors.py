@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import unittest
 
 import ksse
@@ -75,6 +76,105 @@ class VectorTest(unittest.TestCase):
         self.assertEqual(envelope._seal(key, pk, payload, salt, nonce), v.envelope, "seal")
         # and a random seal opens to the same record.
         self.assertEqual(envelope.open(key, envelope.parse_one(envelope.seal(key, pk, payload))), (pk, payload))
+
+
+class StreamReaderVectorTest(unittest.TestCase):
+    """envelope.Reader, the splitter of Firehose objects, on every vector."""
+
+    # Vectors whose header alone must be rejected, and those whose header
+    # is valid while the input is short (FORMAT.md, Test vectors).
+    HEADER_REJECTED = {"body-length-29", "body-length-max+1", "body-length-ffffffff",
+                       "wrapped-key-length-0", "wrapped-key-length-6145", "wrapped-key-length-ffff"}
+    HEADER_ACCEPTED = {"body-length-max", "body-length-plus-1", "wrapped-key-length-plus-1"}
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.vectors = load_vectors()
+
+    def test_split(self) -> None:
+        for v in self.vectors:
+            with self.subTest(v.file):
+                r = envelope.Reader(io.BytesIO(v.envelope))
+                if v.stage == "parse":
+                    if not v.envelope:
+                        self.assertIsNone(r.next())
+                        continue
+                    with self.assertRaises(ksse.MalformedObjectError):
+                        r.next()
+                    with self.assertRaises(ksse.MalformedObjectError):
+                        r.next()  # sticky
+                    continue
+                env, offset = r.next()
+                self.assertEqual(offset, 0)
+                self.assertEqual(env.to_bytes(), envelope.parse(v.envelope)[0].to_bytes())
+                if v.stage == "trailing":
+                    self.assertLess(env.size, len(v.envelope))
+                    continue
+                self.assertIsNone(r.next())
+                if v.expect == "success":
+                    key = ksse.Key(v.data_key, v.wrapped_key, v.ad)
+                    self.assertEqual(envelope.open(key, env)[0], v.partition_key)
+
+    def test_header_alone(self) -> None:
+        seen = 0
+        for v in self.vectors:
+            name = v.file.removesuffix(".txt")
+            if name not in self.HEADER_REJECTED | self.HEADER_ACCEPTED:
+                continue
+            seen += 1
+            with self.subTest(name):
+                f = HeaderOnly(v.envelope[: envelope.HEADER_SIZE])
+                r = envelope.Reader(f)
+                if name in self.HEADER_REJECTED:
+                    with self.assertRaises(ksse.MalformedObjectError):
+                        r.next()
+                    self.assertFalse(f.asked_more, "read past a header it should reject")
+                else:
+                    with self.assertRaises(NeedMore):
+                        r.next()
+        self.assertGreaterEqual(seen, 6)
+
+    def test_concatenation(self) -> None:
+        ok = [v for v in self.vectors if v.expect == "success"]
+        data = b"".join(v.envelope for v in ok)
+        r = envelope.Reader(Trickle(data))
+        for v in ok:
+            env, _ = r.next()
+            key = ksse.Key(v.data_key, v.wrapped_key, v.ad)
+            pk, payload = envelope.open(key, env)
+            self.assertEqual(pk, v.partition_key)
+            self.assertTrue(v.payload_matches(payload))
+        self.assertIsNone(r.next())
+        self.assertEqual(r.offset, len(data))
+
+
+class NeedMore(Exception):
+    """Raised by HeaderOnly when asked for bytes past its data."""
+
+
+class HeaderOnly:
+    """A file of the given bytes that raises NeedMore when they run out."""
+
+    def __init__(self, data: bytes) -> None:
+        self.f = io.BytesIO(data)
+        self.asked_more = False
+
+    def read(self, n: int) -> bytes:
+        b = self.f.read(n)
+        if not b and n:
+            self.asked_more = True
+            raise NeedMore()
+        return b
+
+
+class Trickle:
+    """A file that returns at most 7 bytes a read, as a slow network would."""
+
+    def __init__(self, data: bytes) -> None:
+        self.f = io.BytesIO(data)
+
+    def read(self, n: int) -> bytes:
+        return self.f.read(min(n, 7))
 
 
 if __name__ == "__main__":
