@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import pickle
 import unittest
 
@@ -162,6 +163,26 @@ class DecryptTest(unittest.TestCase):
         clock[0] = 300.0
         enc.encrypt("orders", "p", b"x")
         self.assertEqual(Counting.gdk, 2)
+
+
+class LambdaEventTest(unittest.TestCase):
+    def test_consumer_arn_and_bad_base64(self) -> None:
+        _, enc, dec = fake_pair()
+        consumer = STREAM_ARN + "/consumer/app:1700000000"
+
+        def rec(seq: str, data: str) -> dict:
+            return {"eventID": f"shardId-000000000000:{seq}", "eventSourceARN": consumer,
+                    "kinesis": {"data": data, "partitionKey": "ksse", "sequenceNumber": seq}}
+
+        good = base64.b64encode(enc.encrypt("orders", "customer-42", b"hello").data).decode()
+        event = {"Records": [rec("1", good), rec("2", "!!not base64!!"), rec("3", good)]}
+        rejected = []
+        records, failures = ksse.decrypt_event(dec, event, lambda r, e: rejected.append((r["eventID"], type(e))))
+        self.assertEqual([r["kinesis"]["partitionKey"] for r in records], ["customer-42", "customer-42"])
+        self.assertEqual(base64.b64decode(records[0]["kinesis"]["data"]), b"hello")
+        self.assertEqual(failures, [])
+        self.assertEqual(rejected, [("shardId-000000000000:2", ksse.NotEncryptedError)])
+        self.assertEqual(event["Records"][0]["kinesis"]["data"], good, "the event is not modified")
 
 
 class SecretHygieneTest(unittest.TestCase):
