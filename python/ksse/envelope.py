@@ -81,18 +81,23 @@ def _public_ctr(key: bytes) -> Any:
 def _fast_ctr_factory() -> Callable[[bytes], Any]:
     """Return the fastest way to make the partition key stream's context.
 
-    Cipher(...).decryptor() is a thin wrapper over cryptography's Rust
-    create_decryption_ctx, whose checks cost most of a record's open
-    time. The direct call is used only if it exists and gives the same
-    key stream as the public API on a known key; otherwise, the public API.
+    Cipher(AES(key), mode).decryptor() checks its arguments in Python,
+    which costs more than the AES work of a record. The fast path builds
+    the same AES object without its key-size check (record keys are always
+    32 bytes) and calls cryptography's Rust constructor that decryptor()
+    calls. It is used only if it exists and gives the same key stream as
+    the public API on a known key; otherwise, the public API.
     """
     try:
         from cryptography.hazmat.bindings._rust import openssl as rust_openssl
 
         create = rust_openssl.ciphers.create_decryption_ctx
+        aes, new = algorithms.AES, object.__new__
 
         def fast(key: bytes) -> Any:
-            return create(algorithms.AES(key), _PK_CTR)
+            alg = new(aes)
+            alg.key = key
+            return create(alg, _PK_CTR)
 
         probe = bytes(range(32))
         if fast(probe).update(bytes(48)) == _public_ctr(probe).update(bytes(48)):
