@@ -6,8 +6,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 from . import envelope
 from .envelope import Envelope
@@ -21,8 +20,7 @@ MAX_NEW_KEYS_PER_BATCH = 128
 UNWRAP_FAN_OUT = 16
 
 
-@dataclass(frozen=True, slots=True)
-class Decrypted:
+class Decrypted(NamedTuple):
     """A decrypted record.
 
     ``encrypted`` is False for a plaintext record passed through

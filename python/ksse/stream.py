@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .errors import InvalidStreamError
@@ -21,11 +21,11 @@ class Stream:
 
     kind: str  # "kinesis" or "firehose"
     name: str
+    ad: bytes = field(init=False, repr=False, compare=False)
+    """The envelope associated data: ``kind:name``."""
 
-    @property
-    def ad(self) -> bytes:
-        """The envelope associated data: ``kind:name``."""
-        return f"{self.kind}:{self.name}".encode()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ad", f"{self.kind}:{self.name}".encode())
 
     @property
     def context(self) -> dict[str, str]:
