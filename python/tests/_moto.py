@@ -176,6 +176,7 @@ class CountingKMS:
         self.faults: list[str] = []
         self.fault_if: Any = None  # optional predicate on the call's params
         self.calls = 0
+        self.params: list[dict[str, Any]] = []
         self.inflight = 0
         self.max_inflight = 0
         self._lock = threading.Lock()
@@ -183,6 +184,7 @@ class CountingKMS:
     def decrypt(self, **params: Any) -> Any:
         with self._lock:
             self.calls += 1
+            self.params.append(dict(params))
             self.inflight += 1
             self.max_inflight = max(self.max_inflight, self.inflight)
             fault = None

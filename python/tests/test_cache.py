@@ -234,6 +234,24 @@ class CacheTest(unittest.TestCase):
         self.assertEqual(len({id(r) for r in res}), 3)
         self.assertEqual(self.counting.calls, 1)
 
+    def test_strict_key_id_sent(self) -> None:
+        """One allowed key is sent as KeyId, with the stream's context; two are checked after."""
+        rec = self.record()
+        self.decryptor().decrypt(self.stream, rec)
+        two = ksse.Decryptor(self.counting, [self.arn, self.other_arn], clock=self.clock)
+        self.addCleanup(two.close)
+        two.decrypt(self.stream, rec)
+        one, both = self.counting.params
+        self.assertEqual(one["KeyId"], self.arn)
+        self.assertNotIn("KeyId", both)
+        self.assertEqual(one["EncryptionContext"], {"kinesis:stream": self.stream})
+        other = ksse.Decryptor(self.counting, [self.other_arn], clock=self.clock)
+        self.addCleanup(other.close)
+        for _ in range(2):
+            with self.assertRaises(ksse.KeyNotAllowedError):
+                other.decrypt(self.stream, rec)
+        self.assertEqual(self.counting.calls, 3, "key not allowed is remembered")
+
     def test_forged_flood(self) -> None:
         d = self.decryptor(max_entries=16)
         good = self.record("good")
