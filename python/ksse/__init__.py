@@ -1,0 +1,93 @@
+"""ksse: client-side encryption of Kinesis and Firehose records.
+
+Python implementation of the ksse envelope (FORMAT.md) and of the consumer
+policy shared with the Go library: strict KMS key allowlist by default,
+bounded key caches, and fail-closed decryption that never returns
+unauthenticated bytes.
+"""
+
+from __future__ import annotations
+
+from . import envelope
+from .awslambda import decrypt_event, lambda_handler, log_reject
+from .decryptor import Decrypted, Decryptor, Result
+from .encryptor import OUTBOUND_PARTITION_KEY, Encrypted, Encryptor, PutResult, explicit_hash_key
+from .envelope import Envelope, Key, is_envelope, open, parse, parse_one, seal
+from .errors import (
+    ClosedError,
+    ConfigError,
+    InvalidPartitionKeyError,
+    InvalidStreamError,
+    KeyNotAllowedError,
+    KMSAccessDeniedError,
+    KMSDisabledError,
+    KMSError,
+    KMSInvalidKeyUsageError,
+    KMSInvalidStateError,
+    KMSNotFoundError,
+    KMSPermanentError,
+    KMSThrottlingError,
+    KMSUnusableKeyError,
+    KsseError,
+    MalformedObjectError,
+    NotEncryptedError,
+    OpenError,
+    RateLimitedError,
+    RecordTooLargeError,
+    is_permanent,
+)
+from .firehose import FirehoseReader
+from .keycache import CacheStats, ConsumerCache, ProducerCache
+from .stream import Stream, firehose_stream, kinesis_stream
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "envelope",
+    "Envelope",
+    "Key",
+    "is_envelope",
+    "open",
+    "parse",
+    "parse_one",
+    "seal",
+    "Decrypted",
+    "Decryptor",
+    "Result",
+    "Encrypted",
+    "Encryptor",
+    "PutResult",
+    "OUTBOUND_PARTITION_KEY",
+    "explicit_hash_key",
+    "FirehoseReader",
+    "lambda_handler",
+    "decrypt_event",
+    "log_reject",
+    "CacheStats",
+    "ConsumerCache",
+    "ProducerCache",
+    "Stream",
+    "kinesis_stream",
+    "firehose_stream",
+    "KsseError",
+    "OpenError",
+    "MalformedObjectError",
+    "NotEncryptedError",
+    "KeyNotAllowedError",
+    "KMSError",
+    "KMSPermanentError",
+    "KMSAccessDeniedError",
+    "KMSDisabledError",
+    "KMSInvalidStateError",
+    "KMSNotFoundError",
+    "KMSInvalidKeyUsageError",
+    "KMSUnusableKeyError",
+    "KMSThrottlingError",
+    "RateLimitedError",
+    "ConfigError",
+    "InvalidStreamError",
+    "InvalidPartitionKeyError",
+    "RecordTooLargeError",
+    "ClosedError",
+    "is_permanent",
+]
