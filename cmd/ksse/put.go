@@ -24,7 +24,7 @@ import (
 	"github.com/ksse-go/ksse/record"
 )
 
-const putSynopsis = "--stream S --key-id K [--partition-key P] [--max-attempts N] < LINES"
+const putSynopsis = "--stream S --key-id K [--routing-key R] [--partition-key P] [--max-attempts N] < LINES"
 
 const putDescription = `
 Reads standard input, one record per line (the newline, and a carriage return
@@ -36,7 +36,12 @@ The partition key of every record is P if given (all records then go to one
 shard, in order), and otherwise the record's line number (1, 2, ...), which
 spreads records over the shards. On the wire each record's partition key is
 hidden and its ExplicitHashKey routes it to the shard its plaintext partition
-key would go to.
+key would go to: the MD5 of the partition key, which anyone can compute for
+a guessed key (a user ID, an email). With --routing-key R, an HMAC_256 KMS
+key, the ExplicitHashKey is instead an HMAC of the partition key under a
+secret of the stream that only holders of R can compute (one GenerateMac per
+stream and 5 minutes): every producer given R routes a partition key to the
+same shard, which is not the shard plaintext records of that key go to.
 
 Records that Kinesis rejects (throttling, internal errors) are sent again, up
 to --max-attempts times in all, with a growing delay; a record retried may
@@ -66,6 +71,7 @@ func cmdPut(ctx context.Context, c *cli, args []string) error {
 	keyID := fs.String("key-id", "", "KMS key to encrypt under: key ID, key ARN, alias name or alias ARN (required)")
 	partitionKey := fs.String("partition-key", "", "partition key of every record (default: the line number)")
 	maxAttempts := fs.Int("max-attempts", 5, "attempts per record before giving up on records Kinesis rejects")
+	routingKey := fs.String("routing-key", "", "HMAC_256 KMS key for keyed routing: ExplicitHashKey = HMAC of the partition key, not its MD5 (optional)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -100,7 +106,9 @@ func cmdPut(ctx context.Context, c *cli, args []string) error {
 	if err := checkStream(ctx, kc, p.streamName, p.streamARN); err != nil {
 		return err
 	}
-	enc, err := record.NewEncryptor(kms.NewFromConfig(cfg), *keyID)
+	enc, err := record.NewEncryptor(kms.NewFromConfig(cfg), *keyID, func(o *record.EncryptorOptions) {
+		o.RoutingKey = *routingKey
+	})
 	if err != nil {
 		return err
 	}
