@@ -55,6 +55,13 @@
 // ksse.stream, ksse.records and ksse.failed. Without providers nothing is
 // recorded and nothing is allocated.
 //
+// # Other languages
+//
+// Python and Node packages read and write the same records, with the same
+// consumer policy: python/ and js/ in the repository
+// (https://github.com/ksse-go/ksse/tree/main/python and …/js). FORMAT.md
+// specifies the envelope and its test vectors.
+//
 // # Concurrency
 //
 // Encryptor and Decryptor are safe for concurrent use by multiple
