@@ -2,6 +2,7 @@ package record_test
 
 import (
 	"context"
+	"crypto/fips140"
 	"fmt"
 	"sort"
 	"strings"
@@ -205,6 +206,9 @@ func BenchmarkEncryptMetrics(b *testing.B) {
 func TestAllocationsWithoutTelemetry(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
+	}
+	if fips140.Enabled() {
+		t.Skip("FIPS 140-3 mode derives keys with crypto/hkdf, which allocates")
 	}
 	ctx := context.Background()
 	k := kmstest.New()
