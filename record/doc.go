@@ -18,6 +18,21 @@
 // per TTL (5 minutes) on the producer, one per distinct wrapped key on the
 // consumer.
 //
+// A Decryptor trusts only the KMS keys named in [DecryptorOptions].AllowedKeys
+// (a multi-Region key's ARN also names its replicas). Records that will never
+// decrypt ([IsPermanent]) cost at most one KMS call a minute each, and KMS
+// calls on cache misses are rate limited, so records forged by a writer to
+// the stream can neither bill nor stall a consumer.
+//
+// # Routing
+//
+// The ExplicitHashKey is the MD5 of the plaintext partition key, as Kinesis
+// computes it, so anyone can test a guessed partition key against it. With
+// [EncryptorOptions].RoutingKey, an HMAC_256 KMS key, it is instead an HMAC
+// of the partition key under a secret of the stream that only holders of
+// the key can compute: records of a partition key still share a shard and
+// their order, but not the shard of their plaintext twins.
+//
 // # Errors
 //
 // Caller mistakes are reported before anything is sent or any KMS call is
