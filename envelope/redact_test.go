@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"encoding"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -15,8 +16,10 @@ import (
 	"testing"
 )
 
-// printVerbs are the fmt formats a Key is printed with in the redaction
-// tests.
+// The helpers of this file are copied in keycache/redact_test.go and
+// record/redact_test.go.
+
+// printVerbs are the fmt formats used by the redaction tests.
 var printVerbs = []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%20v", "%-8s", "%.3s", "% x"}
 
 // leak returns a description of the first secret that out shows, in raw,
@@ -56,6 +59,84 @@ func leak(out string, secrets ...[]byte) string {
 	return ""
 }
 
+// keySecrets returns what an envelope.Key made from dataKey, wrapped and ad
+// must never show, computed as FORMAT.md says: the data key, the stream key
+// (the key material in FIPS mode) and the chaining values of the two
+// HMAC-SHA256 states precomputed from it (the rest of a marshaled state is
+// a constant prefix, an empty block and the length).
+func keySecrets(t *testing.T, dataKey, wrapped []byte, ad string) [][]byte {
+	t.Helper()
+	streamKey, err := hkdf.Key(sha256.New, dataKey, wrapped, "ksse v1 stream key"+ad, sha256.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := [][]byte{bytes.Clone(dataKey), streamKey}
+	for _, pad := range []byte{0x36, 0x5c} {
+		var block [sha256.BlockSize]byte
+		copy(block[:], streamKey)
+		for i := range block {
+			block[i] ^= pad
+		}
+		h := sha256.New()
+		h.Write(block[:])
+		st, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets = append(secrets, st[4:4+sha256.Size])
+	}
+	return secrets
+}
+
+// printed returns v as fmt, log/slog and encoding/json show it, by format.
+func printed(v any) map[string]string {
+	outs := make(map[string]string)
+	for _, verb := range printVerbs {
+		outs[verb] = fmt.Sprintf(verb, v)
+	}
+	outs["Sprint"] = fmt.Sprint(v)
+	outs["Sprintln"] = fmt.Sprintln(v)
+	outs["in a struct %+v"] = fmt.Sprintf("%+v", struct{ V any }{v})
+	outs["in a slice %#v"] = fmt.Sprintf("%#v", []any{v})
+	outs["Errorf %w"] = fmt.Errorf("wrapped %v: %w", v, fmt.Errorf("%+v", v)).Error()
+	for name, h := range map[string]func(*bytes.Buffer) slog.Handler{
+		"slog text": func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, nil) },
+		"slog JSON": func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, nil) },
+	} {
+		var buf bytes.Buffer
+		l := slog.New(h(&buf))
+		l.Info("msg", "v", v)
+		l.Info("msg", slog.Any("v", v), slog.Group("g", "v", v))
+		l.With("v", v).Info("msg")
+		outs[name] = buf.String()
+	}
+	j, _ := json.Marshal(v)
+	outs["json"] = string(j)
+	return outs
+}
+
+// checkRedacted checks that v, a pointer to a type that holds key
+// material, and a copy of what it points to, print none of secrets, and
+// that v prints as want.
+func checkRedacted(t *testing.T, v any, want string, secrets [][]byte) {
+	t.Helper()
+	// A copy of the value, which fmt prints field by field without its
+	// methods: made with reflect, as go vet rejects copying a lock.
+	copied := reflect.ValueOf(v).Elem().Interface()
+	for what, x := range map[string]any{"pointer": v, "copy": copied} {
+		for format, out := range printed(x) {
+			if s := leak(out, secrets...); s != "" {
+				t.Errorf("%T %s printed with %s shows %s: %s", v, what, format, s, out)
+			}
+		}
+	}
+	for format, out := range printed(v) {
+		if format != "json" && !strings.Contains(out, want) {
+			t.Errorf("%T printed with %s is not %s: %s", v, format, want, out)
+		}
+	}
+}
+
 // TestLeakFindsSecrets: the checker of the redaction tests finds the forms
 // it looks for.
 func TestLeakFindsSecrets(t *testing.T) {
@@ -76,80 +157,27 @@ func TestLeakFindsSecrets(t *testing.T) {
 	}
 }
 
-// keySecrets returns the key material of k and what it comes from: the data
-// key and the stream key.
-func keySecrets(t *testing.T, k *Key, dataKey, wrapped, ad []byte) [][]byte {
-	t.Helper()
-	streamKey, err := hkdf.Key(sha256.New, dataKey, wrapped, labelStreamKey+string(ad), sha256.Size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secrets := [][]byte{dataKey, streamKey}
-	m := k.m.Load()
-	for _, m := range [][]byte{m.inner, m.outer, m.prk} {
-		if len(m) > 0 {
-			secrets = append(secrets, bytes.Clone(m))
-		}
-	}
-	if len(secrets) < 3 {
-		t.Fatal("no key material")
-	}
-	return secrets
-}
-
-// printed returns v as fmt and log/slog show it, by format.
-func printed(v any) map[string]string {
-	outs := make(map[string]string)
-	for _, verb := range printVerbs {
-		outs[verb] = fmt.Sprintf(verb, v)
-	}
-	outs["Sprint"] = fmt.Sprint(v)
-	outs["Sprintln"] = fmt.Sprintln(v)
-	outs["in a struct %+v"] = fmt.Sprintf("%+v", struct{ K any }{v})
-	outs["in a slice %#v"] = fmt.Sprintf("%#v", []any{v})
-	outs["Errorf %w"] = fmt.Errorf("wrapped %v: %w", v, fmt.Errorf("%+v", v)).Error()
-	for name, h := range map[string]func(*bytes.Buffer) slog.Handler{
-		"slog text": func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, nil) },
-		"slog JSON": func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, nil) },
-	} {
-		var buf bytes.Buffer
-		l := slog.New(h(&buf))
-		l.Info("msg", "key", v)
-		l.Info("msg", slog.Any("key", v), slog.Group("g", "key", v))
-		l.With("key", v).Info("msg")
-		outs[name] = buf.String()
-	}
-	j, _ := json.Marshal(v)
-	outs["json"] = string(j)
-	return outs
-}
-
 // TestKeyPrintsRedacted: a Key, its pointer or a copy, printed with any
 // verb or logged with log/slog, shows none of its key material.
 func TestKeyPrintsRedacted(t *testing.T) {
 	dataKey := bytes.Repeat([]byte{0x5a, 0x17, 0xc3, 0x08}, KeySize/4)
-	wrapped, ad := []byte("wrapped-key"), []byte("kinesis:orders")
+	wrapped, ad := []byte("wrapped-key"), "kinesis:orders"
 	for _, fips := range []bool{false, true} {
-		k, err := newKey(dataKey, wrapped, ad, fips)
+		k, err := newKey(dataKey, wrapped, []byte(ad), fips)
 		if err != nil {
 			t.Fatal(err)
 		}
-		secrets := keySecrets(t, k, dataKey, wrapped, ad)
-		// A copy of the Key, which fmt prints field by field: made with
-		// reflect, as go vet rejects copying a Key.
-		copied := reflect.ValueOf(k).Elem().Interface()
-		for what, v := range map[string]any{"pointer": k, "copy": copied} {
-			for format, out := range printed(v) {
-				if s := leak(out, secrets...); s != "" {
-					t.Errorf("fips %v: %s printed with %s shows %s: %s", fips, what, format, s, out)
-				}
+		secrets := keySecrets(t, dataKey, wrapped, ad)
+		// keySecrets computes what the Key holds.
+		m := k.m.Load()
+		if fips {
+			if !bytes.Equal(m.prk, secrets[1]) {
+				t.Fatal("keySecrets: not the stream key of the Key")
 			}
+		} else if !bytes.Equal(m.inner[4:4+sha256.Size], secrets[2]) || !bytes.Equal(m.outer[4:4+sha256.Size], secrets[3]) {
+			t.Fatal("keySecrets: not the HMAC states of the Key")
 		}
-		for format, out := range printed(k) {
-			if format != "json" && !strings.Contains(out, "REDACTED") {
-				t.Errorf("fips %v: pointer printed with %s is not the redacted text: %s", fips, format, out)
-			}
-		}
+		checkRedacted(t, k, "envelope.Key{REDACTED}", secrets)
 	}
 	var nilKey *Key
 	if got := fmt.Sprint(nilKey); got != "<nil>" {
