@@ -70,8 +70,8 @@ type material struct {
 // key stream, and cipher.NewGCMWithRandomNonce for the payload. Otherwise
 // Seal and Open compute the same functions faster: HKDF-Expand from
 // precomputed HMAC states, AES-CTR block by block, and AES-GCM with a nonce
-// drawn with the salt. It is set in FIPS 140-3 mode
-// (GODEBUG=fips140=on or only).
+// drawn with the salt. It is set in FIPS 140-3 mode (GODEBUG=fips140=on or
+// only).
 var fipsMode = fips140.Enabled()
 
 // NewKey derives the stream key of a data key for the associated data ad
@@ -109,7 +109,7 @@ func newKey(dataKey, wrappedKey, ad []byte, fips bool) (*Key, error) {
 	}
 	k.m.Store(m)
 	// The key material never changes while k is reachable, so Seal and Open
-	// read it without synchronisation; it is cleared once k is collected.
+	// read it without locking; it is cleared once k is collected.
 	runtime.AddCleanup(k, func(st []byte) { clear(st) }, st)
 	return k, nil
 }
