@@ -17,9 +17,10 @@ func TestKeyMaterialClearedWhenCollected(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Alias the material, not the Key.
-		material := [][]byte{k.inner, k.outer}
+		m := k.m.Load()
+		material := [][]byte{m.inner, m.outer}
 		if fips {
-			material = [][]byte{k.prk}
+			material = [][]byte{m.prk}
 		}
 		size := 0
 		for _, m := range material {

@@ -49,9 +49,9 @@
 //
 // Otherwise Seal and Open compute the same functions on faster paths, with
 // the same primitives: HKDF-Expand from HMAC-SHA256 states precomputed per
-// Key, the partition key stream block by block, and GCM with a nonce from a
-// buffered crypto/rand stream. The test vectors, the Wycheproof AES-GCM and
-// HKDF-SHA256 vectors and an interoperability test hold the two paths to
-// the same output. The FIPS path costs about 15 allocations per record
+// Key, the partition key stream block by block, and GCM with a nonce drawn
+// from crypto/rand with the salt. The test vectors, the Wycheproof AES-GCM
+// and HKDF-SHA256 vectors and an interoperability test hold the two paths
+// to the same output. The FIPS path costs about 15 allocations per record
 // instead of 2 (see BENCHMARKS.md).
 package envelope

@@ -14,10 +14,11 @@ import (
 // plays the stream key. n must be at most 255 blocks (8160 bytes); Seal and
 // Open only ever ask for 32.
 func ExpandRecordKey(prk, salt []byte, n int) ([]byte, error) {
-	k := &Key{
+	k := &Key{}
+	k.m.Store(&material{
 		inner: appendHMACState(make([]byte, 0, hmacStateSize), prk, 0x36),
 		outer: appendHMACState(make([]byte, 0, hmacStateSize), prk, 0x5c),
-	}
+	})
 	s := &scratch{inner: sha256.New(), outer: sha256.New()}
 	okm, err := k.expand(s, salt, nil, n)
 	if err != nil {

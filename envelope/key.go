@@ -38,17 +38,30 @@ const hmacStateSize = 108
 // as it is in FIPS 140-3 mode (see the package documentation).
 //
 // A Key is safe for concurrent use by multiple goroutines.
+//
+// A Key prints as "envelope.Key{REDACTED}" with every fmt verb and in
+// log/slog output: it never shows its key material.
 type Key struct {
 	wrapped []byte
+	// m is the key material, set once by newKey. It is held as an
+	// atomic.Pointer, an unsafe.Pointer inside, because fmt prints that as an
+	// address with every verb: a copy of a Key, which fmt prints field by
+	// field without its methods, shows no key material. (fmt prints the
+	// target of an ordinary pointer field for verbs such as %s.)
+	m atomic.Pointer[material]
+	// fips is fipsMode when the key was made (tests make both kinds).
+	fips      bool
+	destroyed atomic.Bool
+}
+
+// material is the key material of a Key.
+type material struct {
 	// inner and outer are the SHA-256 states after absorbing the stream key
 	// XOR ipad and XOR opad: HMAC(stream key, ·) without the two key blocks.
 	// Not used in FIPS mode.
 	inner, outer []byte
-	// fips is fipsMode when the key was made (tests make both kinds); prk
-	// is then the stream key, for crypto/hkdf.Expand.
-	fips      bool
-	prk       []byte
-	destroyed atomic.Bool
+	// prk is the stream key in FIPS mode, for crypto/hkdf.Expand.
+	prk []byte
 }
 
 // fipsMode selects, for the keys that NewKey makes, the services of the
@@ -57,8 +70,8 @@ type Key struct {
 // key stream, and cipher.NewGCMWithRandomNonce for the payload. Otherwise
 // Seal and Open compute the same functions faster: HKDF-Expand from
 // precomputed HMAC states, AES-CTR block by block, and AES-GCM with a nonce
-// from a buffered crypto/rand stream. It is set in FIPS 140-3 mode
-// (GODEBUG=fips140=on or only).
+// drawn with the salt. It is set in FIPS 140-3 mode (GODEBUG=fips140=on or
+// only).
 var fipsMode = fips140.Enabled()
 
 // NewKey derives the stream key of a data key for the associated data ad
@@ -83,18 +96,20 @@ func newKey(dataKey, wrappedKey, ad []byte, fips bool) (*Key, error) {
 	}
 	defer clear(streamKey)
 	k := &Key{wrapped: append([]byte(nil), wrappedKey...), fips: fips}
+	m := new(material)
 	var st []byte
 	if k.fips {
 		st = append(make([]byte, 0, sha256.Size), streamKey...)
-		k.prk = st
+		m.prk = st
 	} else {
 		st = make([]byte, 0, 2*hmacStateSize)
 		st = appendHMACState(st, streamKey, 0x36)
 		st = appendHMACState(st, streamKey, 0x5c)
-		k.inner, k.outer = st[:hmacStateSize:hmacStateSize], st[hmacStateSize:]
+		m.inner, m.outer = st[:hmacStateSize:hmacStateSize], st[hmacStateSize:]
 	}
+	k.m.Store(m)
 	// The key material never changes while k is reachable, so Seal and Open
-	// read it without synchronisation; it is cleared once k is collected.
+	// read it without locking; it is cleared once k is collected.
 	runtime.AddCleanup(k, func(st []byte) { clear(st) }, st)
 	return k, nil
 }
@@ -144,30 +159,21 @@ type scratch struct {
 	ctrBlock     [aes.BlockSize]byte
 	pkLen        [2]byte // the decrypted partition key length, in Open
 	stream       [aes.BlockSize]byte
-	aad          []byte
 	pk           []byte
 
-	// rnd holds random bytes from crypto/rand, consumed from rndOff on and
-	// cleared as they are used, so that a record costs a fraction of a
-	// crypto/rand call instead of one or two.
-	rnd    [512]byte
-	rndOff int
+	// aad holds the additional data of a record (header and sealed
+	// partition key): crypto/cipher does not allow it to overlap the
+	// output, where Seal writes it first.
+	aad [maxAADSize]byte
+	// rnd holds the salt and nonce of the record being sealed. They are
+	// drawn from crypto/rand at each Seal, never ahead: a pooled stock of
+	// random bytes would be duplicated by a fork or a VM snapshot and
+	// repeat salts and nonces under a cached data key.
+	rnd [SaltSize + NonceSize]byte
 }
 
-// random fills b (at most len(s.rnd) bytes) with random bytes.
-func (s *scratch) random(b []byte) {
-	if s.rndOff == 0 || s.rndOff+len(b) > len(s.rnd) {
-		rand.Read(s.rnd[:])
-		s.rndOff = 0
-	}
-	r := s.rnd[s.rndOff : s.rndOff+len(b)]
-	copy(b, r)
-	clear(r)
-	s.rndOff += len(b)
-	if s.rndOff == len(s.rnd) {
-		s.rndOff = 0
-	}
-}
+// maxAADSize is the largest additional data of a record.
+const maxAADSize = HeaderSize + 2 + MaxPartitionKeySize
 
 var scratchPool = sync.Pool{New: func() any {
 	return &scratch{inner: sha256.New(), outer: sha256.New()}
@@ -179,11 +185,12 @@ var labelRecordKeyBytes = []byte(labelRecordKey)
 // HKDF-Expand(stream key, "ksse v1 record key" || salt, ·), by whole blocks
 // until it holds at least n bytes. It uses the precomputed HMAC states.
 func (k *Key) expand(s *scratch, salt, okm []byte, n int) ([]byte, error) {
+	m := k.m.Load()
 	inner := s.inner.(encoding.BinaryUnmarshaler)
 	outer := s.outer.(encoding.BinaryUnmarshaler)
 	// T(i) = HMAC(PRK, T(i-1) || info || i), T(0) empty.
 	for i := len(okm)/sha256.Size + 1; len(okm) < n; i++ {
-		if inner.UnmarshalBinary(k.inner) != nil || outer.UnmarshalBinary(k.outer) != nil {
+		if inner.UnmarshalBinary(m.inner) != nil || outer.UnmarshalBinary(m.outer) != nil {
 			panic("envelope: corrupt HMAC state")
 		}
 		if i > 1 {
@@ -208,14 +215,13 @@ func (k *Key) expand(s *scratch, salt, okm []byte, n int) ([]byte, error) {
 // recordKey derives the record key for salt and returns AES-256 keyed with
 // it, and AES-256-GCM over that block: with random nonces (nonce ||
 // ciphertext in and out) in FIPS mode, else with explicit nonces (drawn by
-// Seal from the same buffered crypto/rand stream as the salt, which saves a
-// crypto/rand call per record). Both write the same format: a random nonce
-// in front of the ciphertext.
+// Seal with the salt, in one crypto/rand call per record). Both write the
+// same format: a random nonce in front of the ciphertext.
 func (k *Key) recordKey(s *scratch, salt []byte) (cipher.Block, cipher.AEAD, error) {
 	var okm []byte
 	var err error
 	if k.fips {
-		okm, err = hkdf.Expand(sha256.New, k.prk, labelRecordKey+string(salt), sha256.Size)
+		okm, err = hkdf.Expand(sha256.New, k.m.Load().prk, labelRecordKey+string(salt), sha256.Size)
 	} else {
 		okm, err = k.expand(s, salt, s.okm[:0], sha256.Size)
 	}
@@ -277,8 +283,8 @@ func (k *Key) SealedSize(partitionKeyLen, payloadLen int) int {
 
 // Seal encrypts and authenticates partitionKey and payload into a new
 // envelope, appends it to dst and returns the updated slice. It draws a
-// fresh salt and nonce, so sealing the same record twice gives different
-// envelopes. The payload is read once and never copied.
+// fresh salt and nonce from crypto/rand, so sealing the same record twice
+// gives different envelopes. The payload is read once and never copied.
 //
 // The remaining capacity of dst must not overlap partitionKey or payload.
 // To avoid allocations, give dst a capacity of len(dst) +
@@ -288,6 +294,12 @@ func (k *Key) SealedSize(partitionKeyLen, payloadLen int) int {
 // than MaxPartitionKeySize, the payload larger than MaxPayloadSize, or k was
 // destroyed.
 func (k *Key) Seal(dst, partitionKey, payload []byte) ([]byte, error) {
+	return k.seal(dst, partitionKey, payload, nil)
+}
+
+// seal is Seal. If wrap is not nil, the AEAD of each record is wrap(aead):
+// a seam for tests that check the arguments Seal passes to it.
+func (k *Key) seal(dst, partitionKey, payload []byte, wrap func(cipher.AEAD) cipher.AEAD) ([]byte, error) {
 	if len(partitionKey) > MaxPartitionKeySize {
 		return dst, fmt.Errorf("envelope: partition key is %d bytes, more than %d", len(partitionKey), MaxPartitionKeySize)
 	}
@@ -307,10 +319,16 @@ func (k *Key) Seal(dst, partitionKey, payload []byte) ([]byte, error) {
 	defer scratchPool.Put(s)
 
 	for {
+		// The salt and the nonce, drawn now in one crypto/rand call. In
+		// FIPS mode the GCM draws its own nonce.
+		salt, nonce := s.rnd[:SaltSize], s.rnd[SaltSize:]
+		if k.fips {
+			rand.Read(salt)
+		} else {
+			rand.Read(s.rnd[:])
+		}
 		prefix := appendHeader(out[:0], len(k.wrapped), bodyLen)
-		salt := prefix[len(prefix):HeaderSize]
-		s.random(salt)
-		prefix = prefix[:HeaderSize]
+		prefix = append(prefix, salt...)
 
 		b, aead, err := k.recordKey(s, salt)
 		if err != nil {
@@ -322,14 +340,16 @@ func (k *Key) Seal(dst, partitionKey, payload []byte) ([]byte, error) {
 		prefix = binary.BigEndian.AppendUint16(prefix, uint16(len(partitionKey)))
 		prefix = append(prefix, partitionKey...)
 		xorPartitionKeyStream(s, b, prefix[HeaderSize:], k.fips)
-		// Writes nonce || ciphertext || tag after the prefix, which is the
-		// additional data.
+		// The prefix is the additional data. GCM gets a copy: it writes
+		// nonce || ciphertext || tag after the prefix, in the same buffer.
+		aad := s.aad[:copy(s.aad[:], prefix)]
+		if wrap != nil {
+			aead = wrap(aead)
+		}
 		if k.fips {
-			aead.Seal(prefix, nil, payload, prefix)
+			aead.Seal(prefix, nil, payload, aad)
 		} else {
-			nonce := prefix[len(prefix) : len(prefix)+NonceSize]
-			s.random(nonce)
-			aead.Seal(prefix[:len(prefix)+NonceSize], nonce, payload, prefix)
+			aead.Seal(append(prefix, nonce...), nonce, payload, aad)
 		}
 		if !reservedNonce(out[HeaderSize+spkLen : HeaderSize+spkLen+NonceSize]) {
 			break
@@ -357,6 +377,11 @@ func reservedNonce(nonce []byte) bool {
 // unchanged, and whatever it had written to the capacity of dst is cleared.
 // The remaining capacity of dst must not overlap e.
 func (k *Key) Open(dst []byte, e *Envelope) (out []byte, partitionKeyLen int, err error) {
+	return k.open(dst, e, nil)
+}
+
+// open is Open, with the test seam wrap of seal.
+func (k *Key) open(dst []byte, e *Envelope, wrap func(cipher.AEAD) cipher.AEAD) (out []byte, partitionKeyLen int, err error) {
 	if !e.Valid() || !bytes.Equal(e.WrappedKey, k.wrapped) {
 		return dst, 0, ErrOpen
 	}
@@ -386,7 +411,6 @@ func (k *Key) Open(dst []byte, e *Envelope) (out []byte, partitionKeyLen int, er
 	aad := appendHeader(s.aad[:0], len(e.WrappedKey), len(body))
 	aad = append(aad, e.Salt...)
 	aad = append(aad, spk...)
-	s.aad = aad[:0]
 
 	out, pk := sliceForAppend(dst, n)
 	if anyOverlap(out[:cap(out)], e.Body) {
@@ -399,6 +423,9 @@ func (k *Key) Open(dst []byte, e *Envelope) (out []byte, partitionKeyLen int, er
 		xorPartitionKeyStream(s, b, s.pk, k.fips)
 		copy(pk, s.pk[2:])
 		clear(s.pk)
+	}
+	if wrap != nil {
+		aead = wrap(aead)
 	}
 	if k.fips {
 		out, err = aead.Open(out, nil, body[2+n:], aad)

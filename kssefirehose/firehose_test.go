@@ -244,6 +244,9 @@ type fakeHTTP struct {
 	mu      sync.Mutex
 	records [][][]byte
 	uas     []string
+	// results, if set, gives the RequestResponses of a PutRecordBatch of n
+	// records, instead of one RecordId for each.
+	results func(n int) []map[string]string
 }
 
 func (f *fakeHTTP) Do(req *http.Request) (*http.Response, error) {
@@ -265,6 +268,9 @@ func (f *fakeHTTP) Do(req *http.Request) (*http.Response, error) {
 		for _, r := range in.Records {
 			recs = append(recs, r.Data)
 			resp = append(resp, map[string]string{"RecordId": "id"})
+		}
+		if f.results != nil {
+			resp = f.results(len(in.Records))
 		}
 		out = map[string]any{"FailedPutCount": 0, "RequestResponses": resp}
 	} else {
@@ -430,4 +436,62 @@ func TestInconsistentResponse(t *testing.T) {
 	_, err = kssefirehose.PutRecordBatch(context.Background(), enc, shortFirehose{missingID: true}, batch("a", "b", "c"))
 	require.ErrorAs(t, err, &be)
 	require.Equal(t, []int{1}, be.Indexes())
+}
+
+// TestWithEncryptionInconsistentResponse: through the client option too,
+// a record is delivered only if its result says so. A response with fewer
+// or more results than records, or a result without a RecordId, and a
+// FailedPutCount of 0, comes out with an ErrorCode on every record that
+// Firehose did not acknowledge and FailedPutCount counting them.
+func TestWithEncryptionInconsistentResponse(t *testing.T) {
+	ctx := context.Background()
+	_, enc, _ := newPair(t)
+	ids := func(n int) []map[string]string {
+		var rs []map[string]string
+		for range n {
+			rs = append(rs, map[string]string{"RecordId": "id"})
+		}
+		return rs
+	}
+	for _, tc := range []struct {
+		name    string
+		results func(n int) []map[string]string
+		failed  []int
+	}{
+		{"fewer results", func(n int) []map[string]string { return ids(n - 1) }, []int{0, 1, 2}},
+		{"no results", func(int) []map[string]string { return nil }, []int{0, 1, 2}},
+		{"more results", func(n int) []map[string]string { return ids(n + 1) }, []int{0, 1, 2}},
+		{"a result without RecordId", func(n int) []map[string]string {
+			rs := ids(n)
+			rs[1] = map[string]string{}
+			return rs
+		}, []int{1}},
+		{"one rejected", func(n int) []map[string]string {
+			rs := ids(n)
+			rs[2] = map[string]string{"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "slow down"}
+			return rs
+		}, []int{2}},
+		{"consistent", ids, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeHTTP{results: tc.results}
+			out, err := fakeClient(f, kssefirehose.WithEncryption(enc)).PutRecordBatch(ctx, batch("a", "b", "c"))
+			require.NoError(t, err)
+			require.Len(t, out.RequestResponses, 3)
+			require.EqualValues(t, len(tc.failed), aws.ToInt32(out.FailedPutCount))
+			var failed []int
+			for i, r := range out.RequestResponses {
+				if r.ErrorCode != nil {
+					failed = append(failed, i)
+					require.Nil(t, r.RecordId, "record %d", i)
+				} else {
+					require.Equal(t, "id", aws.ToString(r.RecordId), "record %d", i)
+				}
+			}
+			require.Equal(t, tc.failed, failed)
+			if tc.name == "one rejected" {
+				require.Equal(t, "ServiceUnavailableException", aws.ToString(out.RequestResponses[2].ErrorCode))
+			}
+		})
+	}
 }
