@@ -52,7 +52,7 @@ func TestPrintsRedacted(t *testing.T) {
 	b := keycache.Binding{Context: map[string]string{"kinesis:stream": "orders"}, AD: "kinesis:orders"}
 	p := keycache.NewProducer(k)
 	defer p.Close()
-	c := keycache.NewConsumer(k)
+	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.AllowedKeyIDs = []string{arn} })
 	defer c.Close()
 	key, err := p.Key(ctx, arn, b, 10)
 	if err != nil {

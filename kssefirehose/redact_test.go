@@ -54,7 +54,7 @@ func TestReaderPrintsRedacted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer enc.Close()
-	dec, err := record.NewDecryptor(k)
+	dec, err := record.NewDecryptor(k, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arn} })
 	if err != nil {
 		t.Fatal(err)
 	}
