@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/ksse-go/ksse/envelope"
 	"github.com/ksse-go/ksse/kmsiface"
@@ -34,6 +35,8 @@ type Consumer struct {
 	shards   []shard
 	refused  refusals
 	bucket   tokenBucket
+	allowed  []string // AllowedKeyIDs without duplicates (replicas of one key are one)
+	region   string   // of the client, if it tells
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -84,7 +87,13 @@ func NewConsumer(client kmsiface.Client, optFns ...func(*Options)) *Consumer {
 		sh.m = make(map[string]*entry)
 		sh.head.next, sh.head.prev = &sh.head, &sh.head
 	}
-	c.refused.init(o.MaxFailures)
+	for _, k := range o.AllowedKeyIDs {
+		if !slices.ContainsFunc(c.allowed, func(a string) bool { return sameKey(a, k) }) {
+			c.allowed = append(c.allowed, k)
+		}
+	}
+	c.region = clientRegion(client)
+	c.refused.init(o.MaxFailures, min(o.NegativeTTL, o.TTL))
 	c.bucket.init(o.DecryptRate, o.DecryptBurst, o.Now())
 	return c
 }
@@ -209,7 +218,7 @@ func (c *Consumer) fetch(sh *shard, e *entry) {
 	} else {
 		sh.unlink(e)
 		if Permanent(err) {
-			c.refused.put(e.wk, e.b.AD, err, arn, now.Add(min(c.opts.NegativeTTL, c.opts.TTL)))
+			c.refused.put(e.wk, e.b.AD, err, arn, now)
 		}
 	}
 	close(e.done)
@@ -226,31 +235,74 @@ func (c *Consumer) decrypt(e *entry) (*envelope.Key, string, error) {
 	return key, arn, err
 }
 
+// unwrap asks KMS for the data key of e. It names each allowed key in turn
+// as the KeyId of Decrypt, so that KMS refuses a wrapped key of any other
+// key itself (IncorrectKeyException) without using that key: a writer to
+// the stream cannot make the answer depend on a key it controls. Only
+// InsecureAllowAnyKey calls without a KeyId.
 func (c *Consumer) unwrap(e *entry) (*envelope.Key, string, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.CallTimeout)
 	defer cancel()
+	if len(c.allowed) == 0 {
+		return c.unwrapWith(ctx, e, "")
+	}
+	var unusable error // an allowed key that KMS would not use
+	for _, allowed := range c.allowed {
+		key, arn, err := c.unwrapWith(ctx, e, allowed)
+		var ak *allowedKeyError
+		switch {
+		case errors.As(err, &ak):
+			// Perhaps the record's key: a transient failure, unless another
+			// allowed key is the record's.
+			if unusable == nil {
+				unusable = err
+			}
+		case !errors.Is(err, errOtherKey):
+			return key, arn, err
+		}
+	}
+	if unusable != nil {
+		return nil, "", unusable
+	}
+	var err error
+	if len(c.allowed) == 1 {
+		err = fmt.Errorf("Decrypt: %w: the wrapped key is not of %q", ErrNotAllowed, c.allowed[0])
+	} else {
+		err = fmt.Errorf("Decrypt: %w: the wrapped key is of none of the %d allowed keys", ErrNotAllowed, len(c.allowed))
+	}
+	c.c.fail(err)
+	return nil, "", err
+}
+
+// errOtherKey is KMS saying that a wrapped key is not of the KeyId given.
+var errOtherKey = errors.New("keycache: wrapped key of another key")
+
+// unwrapWith makes one Decrypt call, with the allowed key ARN allowed as
+// KeyId if not empty.
+func (c *Consumer) unwrapWith(ctx context.Context, e *entry, allowed string) (*envelope.Key, string, error) {
 	in := &kms.DecryptInput{
 		CiphertextBlob:    []byte(e.wk),
 		EncryptionContext: e.b.Context,
 	}
-	if len(c.opts.AllowedKeyIDs) == 1 {
-		in.KeyId = ptr(decryptKeyID(c.opts.AllowedKeyIDs[0]))
+	if allowed != "" {
+		in.KeyId = ptr(c.keyIDOf(allowed))
 	}
 	c.c.calls.Add(1)
 	out, err := c.client.Decrypt(ctx, in, c.opts.KMSOptions...)
-	var incorrect *types.IncorrectKeyException
-	if in.KeyId != nil && errors.As(err, &incorrect) {
-		// KMS refused because the wrapped key is of another key than the
-		// one allowed: that is strict mode at work, not a bad ciphertext.
-		err = fmt.Errorf("Decrypt: %w: the wrapped key is not of %q", ErrNotAllowed, c.opts.AllowedKeyIDs[0])
-		c.c.fail(err)
-		return nil, "", err
-	}
 	if err != nil {
 		if c.closed.Load() {
 			err = ErrClosed
 		}
+		if allowed != "" && ofOtherKey(err) {
+			return nil, "", errOtherKey
+		}
 		err = kmsiface.Classify("Decrypt", err)
+		if allowed != "" && aboutKey(err) {
+			// With a KeyId, KMS checks that key first: a disabled, missing
+			// or denied key is the consumer's own problem, which no writer
+			// to the stream can cause, and which passes once it is fixed.
+			err = &allowedKeyError{key: allowed, err: err}
+		}
 		c.c.fail(err)
 		return nil, "", err
 	}
@@ -264,7 +316,7 @@ func (c *Consumer) unwrap(e *entry) (*envelope.Key, string, error) {
 	if out.KeyId != nil {
 		arn = *out.KeyId
 	}
-	if len(c.opts.AllowedKeyIDs) > 0 && !slices.ContainsFunc(c.opts.AllowedKeyIDs, func(a string) bool { return sameKey(a, arn) }) {
+	if allowed != "" && !sameKey(allowed, arn) {
 		err := fmt.Errorf("Decrypt: %w: %q", ErrNotAllowed, arn)
 		c.c.fail(err)
 		return nil, arn, err
@@ -276,6 +328,76 @@ func (c *Consumer) unwrap(e *entry) (*envelope.Key, string, error) {
 		return nil, arn, err
 	}
 	return key, arn, nil
+}
+
+// ofOtherKey reports whether err is KMS refusing a wrapped key because it is
+// not of the KeyId given: IncorrectKeyException, or an AccessDenied about
+// the ciphertext ("The ciphertext refers to a customer master key that does
+// not exist, …") or with no message at all, which is how moto answers a
+// KeyId mismatch. An AccessDenied of the key's policy or IAM has a message
+// naming the caller and the key.
+func ofOtherKey(err error) bool {
+	var incorrect *types.IncorrectKeyException
+	if errors.As(err, &incorrect) {
+		return true
+	}
+	var api smithy.APIError
+	if !errors.As(err, &api) || kmsiface.ClassOf(err) != kmsiface.ErrAccessDenied {
+		return false
+	}
+	msg := api.ErrorMessage()
+	return msg == "" || msg == "UnknownError" || strings.Contains(msg, "ciphertext refers to")
+}
+
+// aboutKey reports whether err, the answer to a Decrypt naming a KeyId, is
+// about that key rather than the wrapped key.
+func aboutKey(err error) bool {
+	switch kmsiface.ClassOf(err) {
+	case kmsiface.ErrAccessDenied, kmsiface.ErrKeyDisabled, kmsiface.ErrInvalidKeyState, kmsiface.ErrKeyNotFound:
+		return true
+	}
+	return false
+}
+
+// allowedKeyError is KMS refusing an allowed key itself (disabled, pending
+// deletion, missing, or access denied): not permanent for the records under
+// it, which decrypt once the key is usable again.
+type allowedKeyError struct {
+	key string
+	err error
+}
+
+func (e *allowedKeyError) Error() string {
+	return fmt.Sprintf("%v (the allowed key %s itself; its records decrypt once it is usable)", e.err, e.key)
+}
+
+func (e *allowedKeyError) Unwrap() error { return e.err }
+
+// keyIDOf returns the KeyId to send to Decrypt for the allowed key ARN
+// allowed: itself, or for a multi-Region key the ARN of its replica in the
+// Region of the client, when the client tells its Region.
+func (c *Consumer) keyIDOf(allowed string) string {
+	if c.region == "" {
+		return allowed
+	}
+	f := strings.SplitN(allowed, ":", 6)
+	if _, _, ok := mrkParts(allowed); !ok || f[3] == c.region {
+		return allowed
+	}
+	f[3] = c.region
+	return strings.Join(f, ":")
+}
+
+// clientRegion returns the Region of client if it tells it: a *kms.Client
+// or a kmstest.KMS.
+func clientRegion(client kmsiface.Client) string {
+	switch c := client.(type) {
+	case interface{ Options() kms.Options }:
+		return c.Options().Region
+	case interface{ Region() string }:
+		return c.Region()
+	}
+	return ""
 }
 
 // sameKey reports whether the key ARNs a and b name the same key: they are
@@ -302,16 +424,6 @@ func mrkParts(arn string) (where, keyID string, ok bool) {
 	return f[1] + ":" + f[4], f[5][len("key/"):], true
 }
 
-// decryptKeyID is the KeyId to send with Decrypt for the one allowed key
-// arn: for a multi-Region key its key ID, which names the replica of the
-// Region the client calls, so that a consumer reads from any Region.
-func decryptKeyID(arn string) string {
-	if _, id, ok := mrkParts(arn); ok {
-		return id
-	}
-	return arn
-}
-
 func ptr[T any](v T) *T { return &v }
 
 // Permanent reports whether err, returned by [Consumer.Key], will recur for
@@ -321,6 +433,10 @@ func ptr[T any](v T) *T { return &v }
 // Throttling, ErrRateLimited, network and 5xx failures, ErrClosed and an
 // ended context are not permanent.
 func Permanent(err error) bool {
+	var ak *allowedKeyError
+	if errors.As(err, &ak) {
+		return false
+	}
 	if errors.Is(err, ErrNotAllowed) || isInvalidCiphertext(err) {
 		return true
 	}
@@ -416,7 +532,7 @@ func (c *Consumer) evict(sh *shard) {
 // Stats returns the counters of c.
 func (c *Consumer) Stats() Stats {
 	st := c.c.stats()
-	st.Refusals = c.refused.len()
+	st.Refusals = c.refused.live(c.opts.Now())
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()

@@ -273,10 +273,11 @@ func TestConsumerStrict(t *testing.T) {
 		key, keyARN, err := c.Key(ctx, bad.wk, b)
 		require.ErrorIs(t, err, keycache.ErrNotAllowed)
 		require.Nil(t, key)
-		require.Equal(t, other, keyARN, "the refused key is named")
+		require.Empty(t, keyARN, "KMS refuses it without naming it: each allowed key is pinned")
 	}
 	st := c.Stats()
-	require.Equal(t, uint64(3), st.KMSCalls, "a refused key is remembered")
+	// good1: 1 call; good2: key 1 refused, then key 2; bad: both refused.
+	require.Equal(t, uint64(5), st.KMSCalls, "a refused key is remembered")
 	require.Equal(t, map[string]uint64{"NotAllowed": 1}, st.Failures)
 	require.Equal(t, uint64(2), st.Hits)
 
@@ -390,14 +391,27 @@ func TestConsumerNegativeCache(t *testing.T) {
 	require.True(t, keycache.IsInvalidCiphertext(err))
 	calls := k.Calls("Decrypt")
 
+	// A refusal lives a minute after its last lookup, and at most ten
+	// minutes after KMS gave it.
+	t0 := clk.Now()
 	clk.Advance(time.Minute - time.Nanosecond)
 	_, _, err = c.Key(ctx, garbage, b)
 	require.True(t, keycache.IsInvalidCiphertext(err))
 	require.Equal(t, calls, k.Calls("Decrypt"))
 	clk.Advance(time.Nanosecond)
+	_, _, err = c.Key(ctx, tampered, b)
+	require.True(t, keycache.IsInvalidCiphertext(err))
+	require.Equal(t, calls+1, k.Calls("Decrypt"), "forgotten a minute after it was last looked up")
+	for clk.Now().Sub(t0) < 10*time.Minute-50*time.Second {
+		clk.Advance(50 * time.Second)
+		_, _, err = c.Key(ctx, garbage, b)
+		require.True(t, keycache.IsInvalidCiphertext(err))
+		require.Equal(t, calls+1, k.Calls("Decrypt"), "kept alive by its lookups")
+	}
+	clk.Advance(10*time.Minute - clk.Now().Sub(t0))
 	_, _, err = c.Key(ctx, garbage, b)
 	require.True(t, keycache.IsInvalidCiphertext(err))
-	require.Equal(t, calls+1, k.Calls("Decrypt"), "forgotten after a minute")
+	require.Equal(t, calls+2, k.Calls("Decrypt"), "asked again ten minutes after the refusal")
 
 	// With a TTL under a minute, the TTL bounds the negative entry too.
 	short := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.Now = clk.Now; o.TTL = 10 * time.Second })
@@ -405,10 +419,10 @@ func TestConsumerNegativeCache(t *testing.T) {
 	calls = k.Calls("Decrypt")
 	_, _, err = short.Key(ctx, garbage, b)
 	require.True(t, keycache.IsInvalidCiphertext(err))
-	clk.Advance(10*time.Second - time.Nanosecond)
+	clk.Advance(10 * time.Second)
 	_, _, _ = short.Key(ctx, garbage, b)
-	require.Equal(t, calls+1, k.Calls("Decrypt"))
-	clk.Advance(time.Nanosecond)
+	require.Equal(t, calls+2, k.Calls("Decrypt"))
+	clk.Advance(10*time.Second - time.Nanosecond)
 	_, _, _ = short.Key(ctx, garbage, b)
 	require.Equal(t, calls+2, k.Calls("Decrypt"))
 

@@ -17,10 +17,13 @@
 //     ARNs it accepts, and InsecureAllowAnyKey is the named opt-out.
 //   - Memory: at most [Options].MaxEntries working keys (10,000 by default,
 //     about 1 KiB each), plus the calls in flight.
+//   - KMS never uses a key a writer chooses: each allowed key is named as
+//     the KeyId of Decrypt, so a wrapped key of another key is refused by
+//     KMS without it.
 //   - Refusals: a permanent KMS refusal ([Permanent]) is remembered for
-//     NegativeTTL (1 minute) in a set of its own, bounded by MaxFailures, so
-//     a forged wrapped key costs one call a minute and never evicts a
-//     working key.
+//     NegativeTTL (1 minute) after its last lookup, in a set of its own
+//     bounded by MaxFailures, so a forged wrapped key costs one call and
+//     never evicts a working key.
 //   - Rate: Decrypt calls on misses spend tokens of a bucket (DecryptRate,
 //     DecryptBurst: 50 a second, 256 at once). A miss with none left fails
 //     at once with [ErrRateLimited].

@@ -3,8 +3,12 @@ package keycache_test
 import (
 	"context"
 	"crypto/rand"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
+
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/stretchr/testify/require"
 
@@ -166,4 +170,101 @@ func TestConsumerCached(t *testing.T) {
 	var ke *kmsiface.Error
 	require.ErrorAs(t, err, &ke)
 	require.Equal(t, int64(2), k.Calls("Decrypt"))
+}
+
+// TestAllowedKeyRefusalsAreTransient: with one allowed key pinned as the
+// KeyId, KMS refusing that key itself (disabled, pending deletion, denied)
+// is no verdict on the record: not permanent, not remembered, and the
+// records decrypt as soon as the key is usable again.
+func TestAllowedKeyRefusalsAreTransient(t *testing.T) {
+	ctx := context.Background()
+	k := kmstest.New()
+	arn := newKey(k)
+	b := binding("orders")
+	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.AllowedKeyIDs = []string{arn} })
+	defer c.Close()
+	for _, tc := range []struct {
+		name       string
+		break_, ok func() error
+		class      error
+	}{
+		{"disabled", func() error { return k.SetKeyState(arn, kmstypes.KeyStateDisabled) }, func() error { return k.SetKeyState(arn, kmstypes.KeyStateEnabled) }, kmsiface.ErrKeyDisabled},
+		{"pending deletion", func() error { return k.SetKeyState(arn, kmstypes.KeyStatePendingDeletion) }, func() error { return k.SetKeyState(arn, kmstypes.KeyStateEnabled) }, kmsiface.ErrInvalidKeyState},
+		{"denied", func() error { return k.DenyAccess(arn, "Decrypt") }, func() error { return k.AllowAccess(arn) }, kmsiface.ErrAccessDenied},
+	} {
+		wk := wrap(t, k, arn, b)
+		require.NoError(t, tc.break_())
+		_, _, err := c.Key(ctx, wk, b)
+		require.ErrorIs(t, err, tc.class, tc.name)
+		require.False(t, keycache.Permanent(err), "%s: %v", tc.name, err)
+		require.ErrorContains(t, err, "the allowed key")
+		require.Zero(t, c.Stats().Refusals, tc.name)
+		require.NoError(t, tc.ok())
+		_, _, err = c.Key(ctx, wk, b)
+		require.NoError(t, err, tc.name)
+	}
+}
+
+// TestEveryAllowedKeyPinned: with several allowed keys, each is named in
+// turn as the KeyId of Decrypt, so KMS never uses a key a writer to the
+// stream controls; replicas of one multi-Region key count once.
+func TestEveryAllowedKeyPinned(t *testing.T) {
+	ctx := context.Background()
+	k := kmstest.New()
+	k1, k2, other := newKey(k), newKey(k), newKey(k)
+	b := binding("orders")
+	var sent []string
+	var mu sync.Mutex
+	c := keycache.NewConsumer(&keyIDRecorder{spyKMS: &spyKMS{KMS: k}, got: &sent, mu: &mu}, func(o *keycache.Options) {
+		o.AllowedKeyIDs = []string{k1, k2, k1}
+	})
+	defer c.Close()
+	_, arn, err := c.Key(ctx, wrap(t, k, k2, b), b)
+	require.NoError(t, err)
+	require.Equal(t, k2, arn)
+	_, _, err = c.Key(ctx, wrap(t, k, other, b), b)
+	require.ErrorIs(t, err, keycache.ErrNotAllowed)
+	require.True(t, keycache.Permanent(err))
+	require.Equal(t, []string{k1, k2, k1, k2}, sent, "k1 is listed twice but asked once")
+}
+
+// TestRefusalMemory: a refusal through the real SDK client keeps neither
+// the forged wrapped key nor the SDK's request: 2,000 refusals of
+// 6,144-byte wrapped keys hold well under 1 KiB each.
+func TestRefusalMemory(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes memory figures")
+	}
+	k := kmstest.New()
+	arn := newKey(k)
+	srv := kmstest.NewServer(k)
+	defer srv.Close()
+	b := binding("orders")
+	c := keycache.NewConsumer(srv.Client(), func(o *keycache.Options) {
+		o.AllowedKeyIDs = []string{arn}
+		o.DecryptRate = -1
+	})
+	defer c.Close()
+	ctx := context.Background()
+	const n = 2000
+	forged := make([][]byte, n)
+	for i := range forged {
+		forged[i] = make([]byte, 6144)
+		rand.Read(forged[i])
+	}
+	_, _, _ = c.Key(ctx, forged[0], b) // warm the client
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for _, wk := range forged[1:] {
+		_, _, err := c.Key(ctx, wk, b)
+		require.True(t, keycache.Permanent(err), "%v", err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	per := float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / (n - 1)
+	t.Logf("%d refusals of 6,144-byte wrapped keys through *kms.Client: %.0f bytes each", c.Stats().Refusals, per)
+	require.Equal(t, n, c.Stats().Refusals)
+	require.Less(t, per, 1024.0)
+	runtime.KeepAlive(forged)
 }

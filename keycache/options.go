@@ -58,9 +58,10 @@ type Options struct {
 	CallTimeout time.Duration
 
 	// AllowedKeyIDs, for a consumer, lists the KMS keys whose data keys it
-	// unwraps: key ARNs as KMS reports them in DecryptOutput.KeyId. With
-	// exactly one entry it is also sent as the KeyId of every Decrypt call,
-	// so KMS refuses any other key. A consumer with no entry unwraps
+	// unwraps: key ARNs as KMS reports them in DecryptOutput.KeyId. Each is
+	// sent in turn as the KeyId of Decrypt, so that KMS refuses a wrapped
+	// key of any other key without using it (a key list of n costs up to n
+	// calls per new wrapped key). A consumer with no entry unwraps
 	// nothing (every lookup fails with ErrNotAllowed), unless
 	// InsecureAllowAnyKey is set. A multi-Region key's ARN also matches its
 	// replicas in other Regions of the same account, and is sent as its key
@@ -74,15 +75,18 @@ type Options struct {
 
 	// NegativeTTL is how long a consumer remembers a wrapped key that KMS
 	// refused for good (invalid ciphertext, access denied, key disabled, not
-	// found or in an invalid state, not allowed). Default 1 minute, and
-	// never longer than TTL.
+	// found or in an invalid state, not allowed): NegativeTTL after its last
+	// lookup, and at most 10 NegativeTTLs after the refusal, so that a
+	// consumer retrying a batch keeps what it has learnt. Default 1 minute,
+	// and never longer than TTL. Refusals of an allowed key itself
+	// (disabled, denied, …) are not remembered: they pass once it is fixed.
 	// Refusals are held apart from working keys, so they never evict one.
 	NegativeTTL time.Duration
 
-	// MaxFailures bounds the refusals a consumer remembers. Default 10,000.
-	// Each takes about 750 bytes (a SHA-256 of the wrapped key, not the
-	// key, and the error KMS returned), whatever the wrapped key's size.
-	// The oldest is forgotten first.
+	// MaxFailures bounds the refusals a consumer remembers. Default 10,000:
+	// the most records one GetRecords returns. Each takes about 300 bytes (a
+	// SHA-256 of the wrapped key and a compact error), whatever the wrapped
+	// key's size. Expired ones are dropped first, then the oldest.
 	MaxFailures int
 
 	// DecryptRate and DecryptBurst bound the KMS Decrypt calls a consumer

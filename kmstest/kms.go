@@ -480,3 +480,7 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
+
+// Region returns the region of k ([Region] for a KMS from [New]), as a
+// *kms.Client's Options().Region does.
+func (k *KMS) Region() string { return k.region }

@@ -20,7 +20,6 @@ import (
 	"github.com/ksse-go/ksse/internal/motoserver"
 	"github.com/ksse-go/ksse/internal/motoserver/mototest"
 	"github.com/ksse-go/ksse/keycache"
-	"github.com/ksse-go/ksse/kmsiface"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -341,10 +340,10 @@ func TestIntegration(t *testing.T) {
 			{"right key", []string{keyARN}, nil},
 			{"right key among others", []string{otherARN1, keyARN}, nil},
 			{"other keys", []string{otherARN1, otherARN2}, keycache.ErrNotAllowed},
-			// One allowed key is sent as Decrypt's KeyId, and KMS itself
-			// refuses the other key: moto with AccessDeniedException (AWS
-			// with IncorrectKeyException).
-			{"other key", []string{otherARN1}, kmsiface.ErrAccessDenied},
+			// Each allowed key is sent as Decrypt's KeyId, and KMS itself
+			// refuses the other key (AWS: IncorrectKeyException; moto:
+			// AccessDeniedException without a message, read alike).
+			{"other key", []string{otherARN1}, keycache.ErrNotAllowed},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				dec, err := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) { o.AllowedKeys = tc.allowed })

@@ -107,9 +107,9 @@ type DecryptorOptions struct {
 	// AllowedKeys lists the KMS keys whose data keys the Decryptor accepts,
 	// as key ARNs (arn:aws:kms:REGION:ACCOUNT:key/ID), which is how KMS
 	// names the key of a wrapped key. A key ID or an alias is refused: it
-	// would match no record. With one key, it is also sent as the KeyId of
-	// every Decrypt call, so KMS itself refuses other keys. Required, unless
-	// InsecureAllowAnyKey is set.
+	// would match no record. Each is sent in turn as the KeyId of Decrypt,
+	// so KMS itself refuses the wrapped keys of other keys, without using
+	// them. Required, unless InsecureAllowAnyKey is set.
 	//
 	// The ARN of a multi-Region key ("key/mrk-…") also matches its replicas
 	// in other Regions of the same account: they share its key material,
@@ -143,10 +143,13 @@ type DecryptorOptions struct {
 	TTL time.Duration
 	// MaxEntries bounds the unwrapped keys held. Default 10,000.
 	MaxEntries int
-	// NegativeTTL is how long a permanent KMS refusal is remembered.
-	// Default 1 minute.
+	// NegativeTTL is how long a permanent KMS refusal is remembered after
+	// its last lookup (at most 10 times as long in all). Default 1 minute.
 	NegativeTTL time.Duration
-	// MaxFailures bounds the refusals remembered. Default 10,000.
+	// MaxFailures bounds the refusals remembered. Default 10,000, the most
+	// records one GetRecords returns: a consumer reading k shards at once in
+	// skip mode (ksse.Options.OnReject) needs 10,000·k to be sure that a
+	// response full of forged records is passed after retries.
 	MaxFailures int
 	// DecryptRate and DecryptBurst bound the KMS Decrypt calls made on
 	// cache misses: DecryptRate calls a second, DecryptBurst at once.

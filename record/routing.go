@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -28,11 +29,15 @@ type macState struct {
 	sum [sha256.Size]byte
 }
 
-// route is the routing secret of one stream, and a pool of HMAC states
-// keyed with it.
+// route is the routing secret of one stream, as a pool of HMAC states keyed
+// with it.
 type route struct {
-	mu      sync.Mutex // held while the secret is fetched
-	pool    *sync.Pool // of hash.Hash; nil until fetched
+	mu  sync.Mutex // held while the secret is fetched
+	cur atomic.Pointer[routeState]
+}
+
+type routeState struct {
+	pool    *sync.Pool // of *macState
 	expires time.Time
 }
 
@@ -83,13 +88,33 @@ func (e *Encryptor) checkRoutingKey(ctx context.Context) error {
 // routing secret with one GenerateMac call per TTL.
 func (e *Encryptor) routePool(ctx context.Context, b *binding) (*sync.Pool, error) {
 	r := &b.route
+	co := e.cache.Options()
+	if st := r.cur.Load(); st != nil && co.Now().Before(st.expires) {
+		return st.pool, nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	co := e.cache.Options()
 	now := co.Now()
-	if r.pool != nil && now.Before(r.expires) {
-		return r.pool, nil
+	old := r.cur.Load()
+	if old != nil && now.Before(old.expires) {
+		return old.pool, nil // fetched while this caller waited
 	}
+	pool, err := e.fetchRoute(ctx, b)
+	if err != nil {
+		if old == nil {
+			return nil, err
+		}
+		// The secret is a function of the key and the stream: the one
+		// fetched before is still right. Keep it, and ask again later.
+		r.cur.Store(&routeState{pool: old.pool, expires: now.Add(co.RefreshRetry)})
+		return old.pool, nil
+	}
+	r.cur.Store(&routeState{pool: pool, expires: now.Add(co.TTL)})
+	return pool, nil
+}
+
+// fetchRoute asks KMS for the routing secret of the stream of b.
+func (e *Encryptor) fetchRoute(ctx context.Context, b *binding) (*sync.Pool, error) {
 	if err := e.checkRoutingKey(ctx); err != nil {
 		return nil, err
 	}
@@ -100,15 +125,12 @@ func (e *Encryptor) routePool(ctx context.Context, b *binding) (*sync.Pool, erro
 		Message:      msg,
 	}, e.opts.Cache.KMSOptions...)
 	if err != nil {
-		err = kmsiface.Classify("GenerateMac", err)
-		return nil, err
+		return nil, kmsiface.Classify("GenerateMac", err)
 	}
 	if out == nil || len(out.Mac) != sha256.Size {
 		return nil, &kmsiface.Error{Op: "GenerateMac", Class: kmsiface.ErrInvalidKey,
 			Err: fmt.Errorf("RoutingKey %q gave no 32-byte HMAC: it must be an HMAC_256 KMS key", e.opts.RoutingKey)}
 	}
 	secret := out.Mac
-	r.pool = &sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, secret)} }}
-	r.expires = now.Add(co.TTL)
-	return r.pool, nil
+	return &sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, secret)} }}, nil
 }

@@ -135,10 +135,20 @@ func TestKeyedRouting(t *testing.T) {
 }
 
 // localMAC is a KMS whose GenerateMac is computed in process, for the
-// benchmark: kmstest has no HMAC keys.
-type localMAC struct{ *kmstest.KMS }
+// benchmark: kmstest has no HMAC keys. It fails while *down is set.
+type localMAC struct {
+	*kmstest.KMS
+	down  *atomic.Bool
+	calls *atomic.Int64
+}
 
-func (localMAC) GenerateMac(_ context.Context, in *kms.GenerateMacInput, _ ...func(*kms.Options)) (*kms.GenerateMacOutput, error) {
+func (l localMAC) GenerateMac(_ context.Context, in *kms.GenerateMacInput, _ ...func(*kms.Options)) (*kms.GenerateMacOutput, error) {
+	if l.calls != nil {
+		l.calls.Add(1)
+	}
+	if l.down != nil && l.down.Load() {
+		return nil, &kmstypes.KMSInternalException{Message: aws.String("down")}
+	}
 	h := hmac.New(sha256.New, []byte("routing key material"))
 	h.Write(in.Message)
 	return &kms.GenerateMacOutput{Mac: h.Sum(nil), KeyId: in.KeyId}, nil
@@ -157,7 +167,7 @@ func (l localMAC) DescribeKey(ctx context.Context, in *kms.DescribeKeyInput, opt
 func BenchmarkEncryptRouting(b *testing.B) {
 	for _, mode := range []string{"md5", "hmac"} {
 		b.Run(mode, func(b *testing.B) {
-			k := localMAC{kmstest.New()}
+			k := localMAC{KMS: kmstest.New()}
 			_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 			enc, err := record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) {
 				if mode == "hmac" {
@@ -178,4 +188,48 @@ func BenchmarkEncryptRouting(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestRoutingThroughKMSOutage: the routing secret is a function of the key
+// and the stream, so a GenerateMac failure when it is due again keeps the
+// one fetched before (and asks again after RefreshRetry); with none
+// fetched yet, the record fails and nothing is sent.
+func TestRoutingThroughKMSOutage(t *testing.T) {
+	ctx := context.Background()
+	var down atomic.Bool
+	var calls atomic.Int64
+	k := localMAC{KMS: kmstest.New(), down: &down, calls: &calls}
+	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	clk := newFakeClock()
+	enc, err := record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) {
+		o.RoutingKey = "routing"
+		o.Cache.Now = clk.Now
+	})
+	require.NoError(t, err)
+	defer enc.Close()
+
+	down.Store(true)
+	_, err = enc.Encrypt(ctx, "orders", "user-1", nil)
+	require.Error(t, err, "no secret yet")
+
+	down.Store(false)
+	r1, err := enc.Encrypt(ctx, "orders", "user-1", nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), calls.Load())
+
+	clk.Advance(4 * time.Minute) // the data key is refreshed ahead; the secret is due
+	clk.Advance(time.Minute)
+	down.Store(true)
+	r2, err := enc.Encrypt(ctx, "orders", "user-1", nil)
+	require.NoError(t, err, "the secret fetched before is kept")
+	require.Equal(t, r1.ExplicitHashKey, r2.ExplicitHashKey)
+	require.Equal(t, int64(3), calls.Load())
+	_, err = enc.Encrypt(ctx, "orders", "user-1", nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(3), calls.Load(), "not asked again before RefreshRetry")
+	clk.Advance(5 * time.Second)
+	down.Store(false)
+	_, err = enc.Encrypt(ctx, "orders", "user-1", nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(4), calls.Load())
 }

@@ -175,10 +175,10 @@ func explainKeyError(err error, keyARNs []string) error {
 		return err
 	case errors.Is(err, keycache.ErrNotAllowed):
 		return fmt.Errorf("its data key is not of a --key-arn key: %w", err)
-	case len(keyARNs) == 1 && errors.Is(err, kmsiface.ErrKeyNotFound):
-		return fmt.Errorf("KMS, asked to decrypt with the --key-arn key %s only, does not find that key: %w", keyARNs[0], err)
-	case len(keyARNs) == 1 && errors.Is(err, kmsiface.ErrAccessDenied):
-		return fmt.Errorf("KMS, asked to decrypt with the --key-arn key %s only, refused (is the record's data key of another key?): %w", keyARNs[0], err)
+	case errors.Is(err, kmsiface.ErrKeyNotFound):
+		return fmt.Errorf("KMS does not find a --key-arn key: %w", err)
+	case errors.Is(err, kmsiface.ErrAccessDenied):
+		return fmt.Errorf("KMS refused to use a --key-arn key (may these credentials decrypt with it?): %w", err)
 	}
 	return err
 }

@@ -227,10 +227,11 @@ func TestDecryptKeyARN(t *testing.T) {
 		// kmstest answers IncorrectKeyException, as AWS KMS does; the
 		// decryptor turns it into keycache.ErrNotAllowed.
 		{"one other key", []string{otherARN}, "failed to decrypt: its data key is not of a --key-arn key: Decrypt: " + keycache.ErrNotAllowed.Error()},
-		// KMS names the record's key, which is not in the list.
-		{"two other keys", []string{otherARN, missingARN}, fmt.Sprintf("failed to decrypt: its data key is not of a --key-arn key: Decrypt: %v: %q", keycache.ErrNotAllowed, f.keyARN)},
+		// Each key is asked in turn: the other one refuses the record, the
+		// missing one is not found, which may be the record's key.
+		{"two other keys", []string{otherARN, missingARN}, "failed to decrypt: KMS does not find a --key-arn key: Decrypt: kms: key not found"},
 		// KMS does not find the key it was asked for.
-		{"one missing key", []string{missingARN}, "failed to decrypt: KMS, asked to decrypt with the --key-arn key " + missingARN + " only, does not find that key: Decrypt: kms: key not found"},
+		{"one missing key", []string{missingARN}, "failed to decrypt: KMS does not find a --key-arn key: Decrypt: kms: key not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"decrypt", "--stream", "orders", file}
@@ -325,25 +326,24 @@ func TestDecryptKeyFlags(t *testing.T) {
 	}
 }
 
-// TestExplainKeyError checks the messages for the errors that only some
-// KMS implementations give (moto's AccessDeniedException for a blob of
-// another key than the KeyId), and that other errors pass unchanged.
+// TestExplainKeyError checks the messages that say what --key-arn has to
+// do with a failure (each --key-arn key is named as the KeyId of Decrypt,
+// so KMS refusing or not finding it is about that key), and that other
+// errors pass unchanged.
 func TestExplainKeyError(t *testing.T) {
 	const arn = "arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000"
-	denied := kmsiface.Classify("Decrypt", &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "UnknownError"})
+	denied := kmsiface.Classify("Decrypt", &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "User: x is not authorized"})
 	notFound := kmsiface.Classify("Decrypt", &kmstypes.NotFoundException{Message: aws.String("Key '" + arn + "' does not exist")})
 	notAllowed := fmt.Errorf("Decrypt: %w: %q", keycache.ErrNotAllowed, arn)
 
-	require.EqualError(t, explainKeyError(denied, []string{arn}),
-		"KMS, asked to decrypt with the --key-arn key "+arn+" only, refused (is the record's data key of another key?): "+denied.Error())
-	require.EqualError(t, explainKeyError(notFound, []string{arn}),
-		"KMS, asked to decrypt with the --key-arn key "+arn+" only, does not find that key: "+notFound.Error())
-	require.EqualError(t, explainKeyError(notAllowed, []string{arn, arn}), "its data key is not of a --key-arn key: "+notAllowed.Error())
+	for _, keys := range [][]string{{arn}, {arn, arn}} {
+		require.EqualError(t, explainKeyError(denied, keys),
+			"KMS refused to use a --key-arn key (may these credentials decrypt with it?): "+denied.Error())
+		require.EqualError(t, explainKeyError(notFound, keys), "KMS does not find a --key-arn key: "+notFound.Error())
+		require.EqualError(t, explainKeyError(notAllowed, keys), "its data key is not of a --key-arn key: "+notAllowed.Error())
+	}
 	require.ErrorIs(t, explainKeyError(notAllowed, []string{arn}), keycache.ErrNotAllowed)
 
-	// With several keys, KMS is not given a KeyId: its errors are its own.
-	require.Equal(t, denied, explainKeyError(denied, []string{arn, arn}))
-	require.Equal(t, notFound, explainKeyError(notFound, []string{arn, arn}))
 	// Without --key-arn, or for other errors, nothing is added.
 	require.Equal(t, notFound, explainKeyError(notFound, nil))
 	require.Equal(t, envelope.ErrOpen, explainKeyError(envelope.ErrOpen, []string{arn}))

@@ -209,10 +209,11 @@ func TestTailReportsFailures(t *testing.T) {
 	require.Contains(t, r.stderr, "ksse tail: 1 of 4 records failed to decrypt")
 
 	// Strict mode with another key: nothing decrypts, and the message says
-	// what --key-arn has to do with it. With one key, KMS is given it as
-	// KeyId: moto answers NotFoundException for a key that does not exist,
-	// and AccessDeniedException for one that is not the blob's. With two,
-	// the decryptor refuses the key that KMS names.
+	// what --key-arn has to do with it. Each key is given to KMS as KeyId:
+	// moto answers NotFoundException for a key that does not exist, and
+	// AccessDeniedException without a message for one that is not the
+	// blob's (AWS: IncorrectKeyException), which both mean "not of a
+	// --key-arn key".
 	other, err := f.kms.CreateKey(ctx, &kms.CreateKeyInput{})
 	require.NoError(t, err)
 	otherARN := aws.ToString(other.KeyMetadata.Arn)
@@ -221,9 +222,9 @@ func TestTailReportsFailures(t *testing.T) {
 		keyARNs []string
 		want    string
 	}{
-		{[]string{missingARN}, "KMS, asked to decrypt with the --key-arn key " + missingARN + " only, does not find that key: "},
-		{[]string{otherARN}, "KMS, asked to decrypt with the --key-arn key " + otherARN + " only, refused (is the record's data key of another key?): "},
-		{[]string{otherARN, missingARN}, "its data key is not of a --key-arn key: "},
+		{[]string{missingARN}, "KMS does not find a --key-arn key: "},
+		{[]string{otherARN}, "its data key is not of a --key-arn key: "},
+		{[]string{otherARN, missingARN}, "KMS does not find a --key-arn key: "},
 	} {
 		args := []string{"tail", "--stream", f.stream}
 		for _, k := range tc.keyARNs {

@@ -40,6 +40,7 @@ func New(mp metrics.MeterProvider, tp tracing.TracerProvider, side string, stats
 	}
 	defer func() {
 		if r := recover(); r != nil {
+			t.Stop() // what was registered before the panic
 			t, err = nil, fmt.Errorf("MeterProvider or TracerProvider panicked: %v", r)
 		}
 	}()
