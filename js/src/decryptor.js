@@ -32,8 +32,8 @@ import { StreamMemo, firehoseStream, kinesisStream } from './stream.js';
  * @property {() => number} [now] clock in ms (default Date.now), for tests
  * @property {number} [ttlMs] key lifetime from creation (default 5 minutes)
  * @property {number} [maxKeys] cached working keys, LRU (default 10,000)
- * @property {number} [negativeTtlMs] how long a permanent failure is remembered (default 60 s)
- * @property {number} [maxNegative] remembered failures, FIFO (default 10,000)
+ * @property {number} [negativeTtlMs] how long a permanent failure is remembered after its last lookup, at most 10 times as long after it (default 60 s)
+ * @property {number} [maxNegative] remembered failures; expired ones are dropped first, then the oldest (default 10,000)
  * @property {number} [rate] KMS Decrypt calls per second on misses (default 50)
  * @property {number} [burst] token bucket size (default 256)
  * @property {number} [maxNewKeysPerBatch] new wrapped keys one batch may unwrap (default 128)

@@ -60,6 +60,10 @@ export class KeyNotAllowedError extends KsseError {
  * KMS failed. `permanent` says whether the failure is of a permanent class
  * (access denied, key disabled or not found, unusable data key) or
  * transient (throttling, 5xx, network, timeouts, anything else).
+ * `allowedKey` is set when KMS refused an allowed key itself, sent as the
+ * KeyId of Decrypt (disabled, pending deletion, missing, access denied):
+ * such a refusal is transient whatever its class, since the records
+ * decrypt once the key is usable again.
  */
 export class KMSError extends KsseError {
   /**
@@ -67,14 +71,21 @@ export class KMSError extends KsseError {
    * @param {string} kmsCode the KMS exception name, or the error name
    * @param {boolean} permanent whether the failure is permanent
    * @param {unknown} [cause] the SDK error
+   * @param {string} [allowedKey] the allowed key ARN that KMS refused itself
    */
-  constructor(op, kmsCode, permanent, cause) {
-    super(`ksse: KMS ${op} failed: ${kmsCode}`, 'KSSE_KMS', cause === undefined ? undefined : { cause });
-    this.permanent = permanent;
+  constructor(op, kmsCode, permanent, cause, allowedKey) {
+    super(
+      `ksse: KMS ${op} failed: ${kmsCode}${allowedKey ? ` (the allowed key ${allowedKey} itself; its records decrypt once it is usable)` : ''}`,
+      'KSSE_KMS',
+      cause === undefined ? undefined : { cause },
+    );
+    this.permanent = permanent && !allowedKey;
     /** The KMS operation: "Decrypt" or "GenerateDataKey". */
     this.op = op;
     /** The KMS exception name (or error name for network failures). */
     this.kmsCode = kmsCode;
+    /** The allowed key ARN that KMS refused itself, or undefined. */
+    this.allowedKey = allowedKey || undefined;
   }
 }
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, test } from 'node:test';
 
-import { Decryptor, Encryptor, KMSError, KeyNotAllowedError, OpenError, RateLimitedError, newKey } from '../src/index.js';
+import { Decryptor, Encryptor, KMSError, KeyNotAllowedError, OpenError, RateLimitedError, isPermanent, newKey } from '../src/index.js';
 import { CountingKMS } from '../testlib/counting.js';
 import { serviceError } from '../testlib/fakekms.js';
 import { KMSClient, clientConfig, createKey, startMoto } from '../testlib/moto.js';
@@ -125,13 +125,98 @@ test('permanent failures are negative-cached for 60 s; transient ones are not', 
   await assert.rejects(dec.decrypt('neg2', good), (e) => e instanceof KMSError && !e.permanent && e.kmsCode === 'ThrottlingException');
   await assert.rejects(dec.decrypt('neg2', good), KMSError);
   assert.equal(counting.calls.Decrypt, 5, 'transient failures are not cached');
+  // Without KeyId (any-key mode), a KMS refusal of the key is permanent.
+  const any = new Decryptor({ kms: counting, insecureAllowAnyKey: true, now: c.now });
   counting.inject = () => serviceError('DisabledException');
-  await assert.rejects(dec.decrypt('neg2', good), (e) => e instanceof KMSError && e.permanent);
+  await assert.rejects(any.decrypt('neg2', good), (e) => e instanceof KMSError && e.permanent && e.allowedKey === undefined);
   counting.inject = undefined;
-  await assert.rejects(dec.decrypt('neg2', good), (e) => e instanceof KMSError && e.permanent);
+  await assert.rejects(any.decrypt('neg2', good), (e) => e instanceof KMSError && e.permanent);
   assert.equal(counting.calls.Decrypt, 6, 'permanent KMS failure cached');
+  assert.equal(counting.inputs.at(-1).input.KeyId, undefined);
   c.t += 60 * 1000;
-  assert.equal((await dec.decrypt('neg2', good)).partitionKey, 'pk-0');
+  assert.equal((await any.decrypt('neg2', good)).partitionKey, 'pk-0');
+});
+
+test('remembered refusals: 60 s after the last lookup, at most 10 minutes; compact', async (t) => {
+  if (needMoto(t)) return;
+  const c = clock();
+  const counting = new CountingKMS(kms);
+  const dec = new Decryptor({ kms: counting, allowedKeyArns: [keyA], now: c.now });
+  const f = forged('ext', 0);
+  await assert.rejects(dec.decrypt('ext', f), OpenError);
+  c.t += 59_900;
+  await assert.rejects(dec.decrypt('ext', f), OpenError);
+  c.t += 59_900; // 119.8 s after the refusal, 59.9 s after the last lookup
+  await assert.rejects(dec.decrypt('ext', f), OpenError);
+  assert.equal(counting.calls.Decrypt, 1, 'extended by lookups');
+  c.t += 60_000;
+  await assert.rejects(dec.decrypt('ext', f), OpenError);
+  assert.equal(counting.calls.Decrypt, 2, 'expired 60 s after the last lookup');
+
+  const g = forged('ext', 1);
+  await assert.rejects(dec.decrypt('ext', g), OpenError);
+  const calls = counting.calls.Decrypt;
+  for (let i = 0; i < 11; i++) {
+    c.t += 50_000; // lookups up to 550 s after the refusal
+    await assert.rejects(dec.decrypt('ext', g), OpenError);
+  }
+  c.t += 49_500;
+  await assert.rejects(dec.decrypt('ext', g), OpenError);
+  assert.equal(counting.calls.Decrypt, calls);
+  c.t += 500; // 600 s after the refusal
+  await assert.rejects(dec.decrypt('ext', g), OpenError);
+  assert.equal(counting.calls.Decrypt, calls + 1, 'at most 10 negative TTLs');
+
+  // A KMS refusal is remembered without the SDK error, its request or response.
+  const any = new Decryptor({ kms: counting, insecureAllowAnyKey: true, now: c.now });
+  const [r] = await records(keyA, 'ext', 1);
+  counting.inject = () => { const e = serviceError('DisabledException'); e.$response = { body: 'x'.repeat(100000) }; return e; };
+  const first = await any.decrypt('ext', r).catch((e) => e);
+  assert.ok(first instanceof KMSError && first.cause !== undefined);
+  counting.inject = undefined;
+  const again = await any.decrypt('ext', r).catch((e) => e);
+  assert.ok(again instanceof KMSError && again.permanent && again.kmsCode === 'DisabledException');
+  assert.equal(again.cause, undefined, 'compact: no SDK error kept');
+  assert.ok(again.message.length < 300);
+});
+
+test('the negative set drops expired refusals before the oldest', async (t) => {
+  if (needMoto(t)) return;
+  const c = clock();
+  const counting = new CountingKMS(kms);
+  const dec = new Decryptor({ kms: counting, allowedKeyArns: [keyA], now: c.now, maxNegative: 10 });
+  const f = Array.from({ length: 10 }, (_, i) => forged('exp', i));
+  for (const x of f) await assert.rejects(dec.decrypt('exp', x), OpenError);
+  c.t += 50_000;
+  for (const x of f.slice(0, 2)) await assert.rejects(dec.decrypt('exp', x), OpenError); // kept to 110 s
+  c.t += 20_000; // the other eight expired
+  assert.equal(dec.stats.negative, 2);
+  await assert.rejects(dec.decrypt('exp', forged('exp', 10)), OpenError);
+  const calls = counting.calls.Decrypt;
+  for (const x of f.slice(0, 2)) await assert.rejects(dec.decrypt('exp', x), OpenError);
+  assert.equal(counting.calls.Decrypt, calls, 'the oldest, looked up, were kept');
+  assert.equal(dec.stats.negative, 3);
+});
+
+test('KMS refusing a pinned allowed key itself is transient and not remembered', async (t) => {
+  if (needMoto(t)) return;
+  const [ra] = await records(keyA, 'refused', 1);
+  const [rb] = await records(keyB, 'refused', 1);
+  for (const name of ['AccessDeniedException', 'DisabledException', 'KMSInvalidStateException', 'NotFoundException']) {
+    const counting = new CountingKMS(kms);
+    const dec = new Decryptor({ kms: counting, allowedKeyArns: [keyA, keyB] });
+    counting.inject = (cmd) => (cmd.input.KeyId === keyA ? serviceError(name) : undefined);
+    // Key A refused: key B's records still decrypt.
+    assert.equal((await dec.decrypt('refused', rb)).keyArn, keyB, name);
+    assert.deepEqual(counting.inputs.map((i) => i.input.KeyId), [keyA, keyB]);
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(dec.decrypt('refused', ra), (e) => e instanceof KMSError && e.kmsCode === name && !isPermanent(e) && e.allowedKey === keyA && /itself/.test(e.message));
+    }
+    assert.equal(counting.calls.Decrypt, 2 + 2 * 2, `${name}: not remembered`);
+    assert.equal(dec.stats.negative, 0);
+    counting.inject = undefined; // the operator fixes the key
+    assert.equal((await dec.decrypt('refused', ra)).keyArn, keyA);
+  }
 });
 
 test('token bucket: an empty bucket fails at once without a KMS call', async (t) => {
@@ -219,21 +304,28 @@ test('the negative set is bounded on its own and FIFO', async (t) => {
   assert.equal(counting.calls.Decrypt, calls + 1);
 });
 
-test('strict mode against moto', async (t) => {
+test('strict mode against moto: each allowed key is pinned in turn', async (t) => {
   if (needMoto(t)) return;
   const [ra] = await records(keyA, 'strict', 1);
   const [rb] = await records(keyB, 'strict', 1);
   const counting = new CountingKMS(kms);
-  const onlyB = new Decryptor({ kms: counting, allowedKeyArns: [keyB, keyB.replace(/key\/.*/, 'key/00000000-0000-0000-0000-000000000000')] });
-  await assert.rejects(onlyB.decrypt('strict', ra), (e) => e instanceof KeyNotAllowedError && e.keyArn === keyA);
+  // moto answers a KeyId that is not the ciphertext's key with a
+  // message-less AccessDeniedException: "not this key, try the next".
+  const onlyB = new Decryptor({ kms: counting, allowedKeyArns: [keyB, keyB] });
+  await assert.rejects(onlyB.decrypt('strict', ra), (e) => e instanceof KeyNotAllowedError && e.permanent);
+  assert.deepEqual(counting.inputs.map((i) => i.input.KeyId), [keyB], 'duplicates sent once');
   assert.equal((await onlyB.decrypt('strict', rb)).keyArn, keyB);
-  assert.equal(counting.inputs[0].input.KeyId, undefined, 'two allowed keys: no KeyId sent');
-  // One allowed key is sent as KeyId, so KMS refuses the others itself.
-  // Real KMS answers IncorrectKeyException ("key not allowed"); moto
-  // answers AccessDeniedException, a permanent KMS error.
-  const single = new Decryptor({ kms: counting, allowedKeyArns: [keyB] });
-  await assert.rejects(single.decrypt('strict', ra), (e) => (e instanceof KeyNotAllowedError || e instanceof KMSError) && e.permanent);
-  assert.equal(counting.inputs.at(-1).input.KeyId, keyB);
-  const any = new Decryptor({ kms, insecureAllowAnyKey: true });
+  const both = new Decryptor({ kms: counting, allowedKeyArns: [keyA, keyB] });
+  counting.inputs.length = 0;
+  assert.equal((await both.decrypt('strict', rb)).keyArn, keyB);
+  assert.deepEqual(counting.inputs.map((i) => i.input.KeyId), [keyA, keyB], 'each allowed key in turn');
+  // An allowed key that does not exist: KMS refuses the key itself, which
+  // the operator must fix; transient, so the record is retried.
+  const missing = keyB.replace(/key\/.*/, 'key/00000000-0000-0000-0000-000000000000');
+  const withMissing = new Decryptor({ kms: counting, allowedKeyArns: [keyB, missing] });
+  await assert.rejects(withMissing.decrypt('strict', ra), (e) => e instanceof KMSError && !e.permanent && e.allowedKey === missing);
+  const any = new Decryptor({ kms: counting, insecureAllowAnyKey: true });
+  counting.inputs.length = 0;
   assert.equal((await any.decrypt('strict', ra)).keyArn, keyA);
+  assert.equal(counting.inputs[0].input.KeyId, undefined, 'any-key mode: no KeyId');
 });

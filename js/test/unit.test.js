@@ -32,27 +32,26 @@ test('error classes have stable codes and permanence', () => {
 });
 
 test('KMS errors are classified by the policy', () => {
-  const cases = [
-    ['InvalidCiphertextException', false, OpenError],
-    ['InvalidCiphertextException', true, OpenError],
-    ['IncorrectKeyException', false, OpenError],
-    ['IncorrectKeyException', true, KeyNotAllowedError],
-  ];
-  for (const [name, single, cls] of cases) {
-    assert.ok(classifyKMSError('Decrypt', serviceError(name), single) instanceof cls, name);
+  for (const name of ['InvalidCiphertextException', 'IncorrectKeyException']) {
+    assert.ok(classifyKMSError('Decrypt', serviceError(name)) instanceof OpenError, name);
   }
+  const allowed = 'arn:aws:kms:us-east-1:111122223333:key/x';
   for (const name of ['AccessDeniedException', 'DisabledException', 'KMSInvalidStateException', 'NotFoundException', 'InvalidKeyUsageException']) {
-    const e = classifyKMSError('Decrypt', serviceError(name), false);
+    const e = classifyKMSError('Decrypt', serviceError(name));
     assert.ok(e instanceof KMSError && e.permanent, name);
     assert.equal(e.kmsCode, name);
+    // With the allowed key as KeyId, a refusal of the key itself is transient.
+    const k = classifyKMSError('Decrypt', serviceError(name), allowed);
+    assert.equal(k.permanent, name === 'InvalidKeyUsageException', name);
+    assert.equal(k.allowedKey, name === 'InvalidKeyUsageException' ? undefined : allowed);
   }
   for (const name of ['ThrottlingException', 'KMSInternalException', 'DependencyTimeoutException', 'TimeoutError', 'Error']) {
-    const e = classifyKMSError('Decrypt', serviceError(name), false);
+    const e = classifyKMSError('Decrypt', serviceError(name));
     assert.ok(e instanceof KMSError && !e.permanent, name);
   }
   const net = new Error('socket hang up');
   net.code = 'ECONNRESET';
-  assert.equal(classifyKMSError('Decrypt', net, false).permanent, false);
+  assert.equal(classifyKMSError('Decrypt', net).permanent, false);
 });
 
 test('streams are normalised to their name', () => {
@@ -161,7 +160,7 @@ test('construction enforces the strict allowlist', () => {
   assert.ok(new Decryptor({ kms, allowedKeyArns: ['arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/mrk-1234abcd'] }));
 });
 
-test('strict mode with one key sends it as KeyId; other keys are not allowed', async () => {
+test('strict mode sends each allowed key as KeyId; other keys are not allowed', async () => {
   const kms = new FakeKMS(2);
   const [a, b] = kms.arns;
   const encA = new Encryptor({ kms, keyId: a });
@@ -174,10 +173,12 @@ test('strict mode with one key sends it as KeyId; other keys are not allowed', a
   assert.equal(kms.calls.at(-1).input.KeyId, a);
   await assert.rejects(single.decrypt('s', rb), KeyNotAllowedError); // IncorrectKeyException
 
-  const other = new Decryptor({ kms, allowedKeyArns: [b, `arn:aws:kms:us-east-1:111122223333:key/${crypto.randomUUID()}`] });
-  await assert.rejects(other.decrypt('s', ra), KeyNotAllowedError); // checked after Decrypt
-  assert.equal(kms.calls.at(-1).input.KeyId, undefined);
-  const n = kms.calls.length;
+  const c = `arn:aws:kms:us-east-1:111122223333:key/${crypto.randomUUID()}`;
+  const other = new Decryptor({ kms, allowedKeyArns: [b, c] });
+  let n = kms.calls.length;
+  await assert.rejects(other.decrypt('s', ra), KeyNotAllowedError); // IncorrectKeyException for each
+  assert.deepEqual(kms.calls.slice(n).map((x) => x.input.KeyId), [b, c], 'each allowed key in turn');
+  n = kms.calls.length;
   await assert.rejects(other.decrypt('s', ra), KeyNotAllowedError);
   assert.equal(kms.calls.length, n, 'negative-cached');
 

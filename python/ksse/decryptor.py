@@ -48,7 +48,8 @@ class Decryptor:
     """Decrypts ksse records. Thread-safe; create one and share it.
 
     ``kms`` is a boto3 KMS client. ``allowed_key_arns`` lists the KMS key
-    ARNs whose data keys are accepted (strict mode, the default); pass
+    ARNs whose data keys are accepted (strict mode, the default); each is
+    sent in turn as the KeyId of KMS Decrypt. Pass
     ``insecure_allow_any_key=True`` instead to accept any key the
     credentials can use. ``allow_plaintext`` passes records that are not
     envelopes through instead of failing them with NotEncryptedError.

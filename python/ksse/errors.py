@@ -73,9 +73,15 @@ class KMSError(KsseError):
     ``code`` is the KMS error code ("" for network errors and timeouts).
     ``permanent`` tells whether retrying can help: subclasses of
     :class:`KMSPermanentError` are permanent, the others transient.
+
+    ``allowed_key`` is set when KMS refused an allowed key itself, sent as
+    the KeyId of Decrypt (disabled, pending deletion, missing, access
+    denied). Such a refusal is transient whatever its class: no writer can
+    cause it, and the records decrypt once the key is usable again.
     """
 
     permanent: bool = False
+    allowed_key: str = ""
 
     def __init__(self, op: str, code: str, message: str) -> None:
         super().__init__(op, code, message)
@@ -84,11 +90,24 @@ class KMSError(KsseError):
         self.message = message
 
     def __str__(self) -> str:
-        return f"ksse: KMS {self.op}: {self.code or 'error'}: {self.message}"
+        s = f"ksse: KMS {self.op}: {self.code or 'error'}: {self.message}"
+        if self.allowed_key:
+            s += f" (the allowed key {self.allowed_key} itself; its records decrypt once it is usable)"
+        return s
+
+    def _of_allowed_key(self, key_arn: str) -> KMSError:
+        """Mark self as a refusal of the allowed key key_arn itself: transient."""
+        self.allowed_key = key_arn
+        self.permanent = False
+        return self
 
 
 class KMSPermanentError(KMSError):
-    """A KMS failure that recurs for the same wrapped key."""
+    """A KMS failure that recurs for the same wrapped key.
+
+    Transient (``permanent`` False) when it is about an allowed key itself
+    (see ``KMSError.allowed_key``).
+    """
 
     permanent = True
 
@@ -155,9 +174,10 @@ def is_permanent(err: BaseException) -> bool:
     """Report whether err will recur for the same record.
 
     Permanent: not authentic, not encrypted, key not allowed, and the KMS
-    refusals of :class:`KMSPermanentError`. Everything else is transient:
-    throttling, the local rate limit, network errors, timeouts, and any
-    error ksse does not know.
+    refusals of :class:`KMSPermanentError`, unless KMS refused an allowed
+    key itself. Everything else is transient: such refusals, throttling,
+    the local rate limit, network errors, timeouts, and any error ksse does
+    not know.
     """
     if isinstance(err, _PERMANENT):
         return True

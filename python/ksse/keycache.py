@@ -1,10 +1,12 @@
 """Data key caches: unwrapped keys for consumers, data keys for producers.
 
-The consumer cache follows CONSUMER-POLICY.md: entries live 5 minutes from
-creation in a bounded LRU; concurrent misses for one (wrapped key, ad)
-share one KMS Decrypt; permanent failures are remembered for 60 s in their
-own bounded FIFO set; KMS calls on misses are rate limited by a token
-bucket that fails at once when empty.
+The consumer cache follows CONSUMER-POLICY.md, with the consumer rules of
+the Go library: entries live 5 minutes from creation in a bounded LRU;
+concurrent misses for one (wrapped key, ad) share one KMS Decrypt, which
+names each allowed key in turn as its KeyId; permanent failures are
+remembered in their own bounded set, for 60 s after their last lookup and
+at most 10 minutes; KMS calls on misses are rate limited by a token bucket
+that fails at once when empty.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ __all__ = [
     "CacheStats",
     "classify_kms_error",
     "check_key_arns",
+    "same_key",
 ]
 
 Clock = Callable[[], float]
@@ -56,6 +59,9 @@ DEFAULT_TTL = 300.0
 DEFAULT_MAX_ENTRIES = 10_000
 NEGATIVE_TTL = 60.0
 DEFAULT_MAX_NEGATIVE = 10_000
+MAX_NEGATIVE_LIFETIMES = 10
+"""Lookups extend a refusal up to this many negative TTLs after it."""
+MAX_ERROR_MESSAGE = 256
 DEFAULT_RATE = 50.0
 DEFAULT_BURST = 256
 MAX_RECORDS_PER_KEY = 1 << 32
@@ -95,6 +101,57 @@ def classify_kms_error(op: str, exc: BaseException) -> KMSError:
     if isinstance(exc, BotoCoreError):
         return KMSError(op, "", type(exc).__name__)
     return KMSError(op, "", f"unexpected {type(exc).__name__}")
+
+
+def _mrk_parts(arn: str) -> tuple[str, str] | None:
+    """The (partition:account, key ID) of a multi-Region key ARN, else None."""
+    f = arn.split(":", 5)
+    if len(f) != 6 or f[0] != "arn" or f[2] != "kms" or not f[5].startswith("key/mrk-"):
+        return None
+    return f"{f[1]}:{f[4]}", f[5][len("key/") :]
+
+
+def same_key(a: str, b: str) -> bool:
+    """Report whether the key ARNs a and b name the same KMS key.
+
+    They are equal, or both name one multi-Region key ("key/mrk-...") in one
+    partition and account, in any two Regions: replicas share key material,
+    and KMS names the replica of its own Region.
+    """
+    if a == b:
+        return True
+    pa = _mrk_parts(a)
+    return pa is not None and pa == _mrk_parts(b)
+
+
+def _client_region(kms: Any) -> str:
+    """The Region of a boto3 client (client.meta.region_name), or ""."""
+    region = getattr(getattr(kms, "meta", None), "region_name", None)
+    return region if isinstance(region, str) else ""
+
+
+def _of_other_key(exc: BaseException) -> bool:
+    """Report whether exc, the answer to a Decrypt with a KeyId, says that
+    the wrapped key is of another key: IncorrectKeyException, or an
+    AccessDenied about the ciphertext or without a message (moto's answer).
+    An AccessDenied of a key policy or IAM names the caller and the key."""
+    if not isinstance(exc, ClientError):
+        return False
+    err = exc.response.get("Error", {})
+    code = str(err.get("Code", ""))
+    if code == "IncorrectKeyException":
+        return True
+    if _CODES.get(code) is not KMSAccessDeniedError:
+        return False
+    msg = str(err.get("Message") or "")
+    return msg in ("", "UnknownError") or "ciphertext refers to" in msg
+
+
+_ABOUT_KEY = (KMSAccessDeniedError, KMSDisabledError, KMSInvalidStateError, KMSNotFoundError)
+
+
+class _OtherKey(Exception):
+    """KMS said the wrapped key is not of the KeyId given."""
 
 
 def check_key_arns(allowed_key_arns: Iterable[str], insecure_allow_any_key: bool) -> tuple[str, ...]:
@@ -159,6 +216,26 @@ class CacheStats:
     negative_entries: int = 0
 
 
+class _Refusal:
+    __slots__ = ("expires", "deadline", "err")
+
+    def __init__(self, expires: float, deadline: float, err: BaseException) -> None:
+        self.expires, self.deadline, self.err = expires, deadline, err
+
+
+def _compact(err: BaseException) -> BaseException:
+    """A copy of err without traceback, cause or context (which hold the
+    SDK's exception, its request and response) and with a short message."""
+    c = _fresh(err)
+    c.__traceback__ = c.__cause__ = c.__context__ = None
+    if isinstance(c, KMSError) and len(c.message) > MAX_ERROR_MESSAGE:
+        c.message = c.message[:MAX_ERROR_MESSAGE]
+        c.args = (c.op, c.code, c.message)
+    elif not isinstance(c, KMSError) and any(isinstance(a, str) and len(a) > MAX_ERROR_MESSAGE for a in c.args):
+        c.args = tuple(a[:MAX_ERROR_MESSAGE] if isinstance(a, str) else a for a in c.args)
+    return c
+
+
 class _Entry:
     __slots__ = ("key", "arn", "created")
 
@@ -206,7 +283,12 @@ class ConsumerCache:
             raise ConfigError("ksse: ttl and the cache bounds must be positive")
         self._kms = kms
         self._allowed = check_key_arns(allowed_key_arns, insecure_allow_any_key)
-        self._allowed_set = frozenset(self._allowed)
+        # Each allowed key is pinned in turn; replicas of one key are one.
+        self._pinned: list[str] = []
+        for arn in self._allowed:
+            if not any(same_key(p, arn) for p in self._pinned):
+                self._pinned.append(arn)
+        self._region = _client_region(kms)
         self._ttl = ttl
         self._max_entries = max_entries
         self._negative_ttl = negative_ttl
@@ -215,7 +297,7 @@ class ConsumerCache:
         self._bucket = TokenBucket(rate, burst, clock)
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[bytes, bytes], _Entry] = OrderedDict()
-        self._negative: OrderedDict[bytes, tuple[float, BaseException]] = OrderedDict()
+        self._negative: OrderedDict[bytes, _Refusal] = OrderedDict()  # in order of refusal
         self._inflight: dict[tuple[bytes, bytes], Future[tuple[Key, str]]] = {}
         self._stats = CacheStats()
 
@@ -228,7 +310,9 @@ class ConsumerCache:
         """Return a copy of the counters."""
         with self._lock:
             s = copy.copy(self._stats)
-            s.entries, s.negative_entries = len(self._entries), len(self._negative)
+            now = self._clock()
+            s.entries = len(self._entries)
+            s.negative_entries = sum(1 for f in self._negative.values() if now < f.expires)
             return s
 
     @staticmethod
@@ -243,10 +327,41 @@ class ConsumerCache:
             e = self._entries.get((wrapped_key, ad))
             if e is not None and now - e.created < self._ttl:
                 return e.key, e.arn
-            neg = self._negative.get(self._negative_id(wrapped_key, ad))
-            if neg is not None and now < neg[0]:
-                return _fresh(neg[1])
+            neg = self._refusal(self._negative_id(wrapped_key, ad), now)
+            if neg is not None:
+                return _fresh(neg)
             return MISS
+
+    def _refusal(self, nid: bytes, now: float) -> BaseException | None:
+        """The remembered refusal of nid, extended by this lookup; under the lock.
+
+        A lookup keeps a refusal for another negative TTL, up to
+        MAX_NEGATIVE_LIFETIMES negative TTLs after KMS refused: a consumer
+        that retries a batch of forged records keeps the refusals it paid for.
+        """
+        f = self._negative.get(nid)
+        if f is None or now >= f.expires:
+            return None
+        f.expires = min(now + self._negative_ttl, f.deadline)
+        return f.err
+
+    def _remember(self, nid: bytes, err: BaseException, now: float) -> None:
+        """Remember a permanent refusal; under the lock. When the set is
+        full, expired refusals are dropped first, then the oldest."""
+        neg = self._negative
+        neg.pop(nid, None)
+        while neg:
+            oldest = next(iter(neg.values()))
+            if now < oldest.expires:
+                break
+            neg.popitem(last=False)
+        if len(neg) >= self._max_negative:
+            for k in [k for k, f in neg.items() if now >= f.expires]:
+                del neg[k]
+            while len(neg) >= self._max_negative:
+                neg.popitem(last=False)
+        ttl = self._negative_ttl
+        neg[nid] = _Refusal(now + ttl, now + MAX_NEGATIVE_LIFETIMES * ttl, _compact(err))
 
     def get(self, wrapped_key: bytes, stream: Stream) -> tuple[Key, str]:
         """Return the data key of wrapped_key for stream, and its KMS key ARN.
@@ -267,12 +382,10 @@ class ConsumerCache:
                 del self._entries[k]
             self._stats.misses += 1
             nid = self._negative_id(wrapped_key, ad)
-            neg = self._negative.get(nid)
+            neg = self._refusal(nid, now)
             if neg is not None:
-                if now < neg[0]:
-                    self._stats.negative_hits += 1
-                    raise _fresh(neg[1])
-                del self._negative[nid]
+                self._stats.negative_hits += 1
+                raise _fresh(neg)
             fut = self._inflight.get(k)
             leader = fut is None
             if leader:
@@ -294,9 +407,7 @@ class ConsumerCache:
             with self._lock:
                 del self._inflight[k]
                 if isinstance(err, KsseError) and is_permanent(err):
-                    self._negative[nid] = (self._clock() + self._negative_ttl, err)
-                    while len(self._negative) > self._max_negative:
-                        self._negative.popitem(last=False)
+                    self._remember(nid, err, self._clock())
             fut.set_exception(err)
             raise
         with self._lock:
@@ -309,22 +420,64 @@ class ConsumerCache:
         return result
 
     def _unwrap(self, wrapped_key: bytes, stream: Stream) -> tuple[Key, str]:
+        """Ask KMS for the data key, naming each allowed key in turn as the
+        KeyId of Decrypt: KMS refuses a wrapped key of any other key itself,
+        without using that key, so no writer can make the answer depend on a
+        key it controls. Only insecure_allow_any_key calls without KeyId."""
+        if not self._pinned:
+            return self._unwrap_with(wrapped_key, stream, "")
+        refused: KMSError | None = None  # an allowed key that KMS would not use
+        for allowed in self._pinned:
+            try:
+                return self._unwrap_with(wrapped_key, stream, allowed)
+            except _OtherKey:
+                continue
+            except KMSError as err:
+                if not err.allowed_key:
+                    raise
+                # Perhaps the record's key: transient, unless another
+                # allowed key is the record's.
+                if refused is None:
+                    refused = err
+        if refused is not None:
+            raise refused
+        if len(self._pinned) == 1:
+            raise KeyNotAllowedError(f"ksse: the wrapped key is not of {self._pinned[0]}")
+        raise KeyNotAllowedError(f"ksse: the wrapped key is of none of the {len(self._pinned)} allowed keys")
+
+    def _key_id_of(self, allowed: str) -> str:
+        """The KeyId to send for the allowed key ARN: itself, or for a
+        multi-Region key its ARN in the client's Region (a full ARN, for
+        keys of other accounts)."""
+        f = allowed.split(":", 5)
+        if not self._region or _mrk_parts(allowed) is None or f[3] == self._region:
+            return allowed
+        f[3] = self._region
+        return ":".join(f)
+
+    def _unwrap_with(self, wrapped_key: bytes, stream: Stream, allowed: str) -> tuple[Key, str]:
+        """One Decrypt call, with allowed (if not empty) as the KeyId."""
         params: dict[str, Any] = {"CiphertextBlob": wrapped_key, "EncryptionContext": stream.context}
-        single = len(self._allowed) == 1
-        if single:
-            params["KeyId"] = self._allowed[0]
+        if allowed:
+            params["KeyId"] = self._key_id_of(allowed)
         try:
             out = self._kms.decrypt(**params)
         except (ClientError, BotoCoreError) as exc:
+            if allowed and _of_other_key(exc):
+                raise _OtherKey() from None
             code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-            if code == "IncorrectKeyException" and single:
-                raise KeyNotAllowedError(f"ksse: the wrapped key is not of {self._allowed[0]}") from None
             if code in ("InvalidCiphertextException", "IncorrectKeyException"):
                 raise OpenError() from None
-            raise classify_kms_error("Decrypt", exc) from None
+            err = classify_kms_error("Decrypt", exc)
+            if allowed and isinstance(err, _ABOUT_KEY):
+                # With a KeyId, KMS checks that key first: a disabled,
+                # missing or denied key is the consumer's own problem, which
+                # no writer can cause, and which passes once it is fixed.
+                err._of_allowed_key(allowed)
+            raise err from None
         arn = str(out.get("KeyId") or "")
-        if self._allowed and arn not in self._allowed_set:
-            raise KeyNotAllowedError(f"ksse: data key of {arn or 'an unnamed key'}, not in the allowlist")
+        if allowed and not same_key(allowed, arn):
+            raise KeyNotAllowedError(f"ksse: data key of {arn or 'an unnamed key'}, not of the allowed key {allowed}")
         plaintext = out.get("Plaintext")
         if not isinstance(plaintext, (bytes, bytearray)) or len(plaintext) != DATA_KEY_SIZE:
             raise KMSUnusableKeyError("Decrypt", "", "unusable data key")

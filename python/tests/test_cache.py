@@ -129,14 +129,68 @@ class CacheTest(unittest.TestCase):
             with self.assertRaises(ksse.OpenError):
                 d.decrypt(self.stream, rec)
         self.assertEqual(self.counting.calls, 1)
-        self.clock.advance(59.9)
-        with self.assertRaises(ksse.OpenError):
-            d.decrypt(self.stream, rec)
-        self.assertEqual(self.counting.calls, 1)
-        self.clock.advance(0.1)
+        self.clock.advance(60)  # 60 s after the last lookup
         with self.assertRaises(ksse.OpenError):
             d.decrypt(self.stream, rec)
         self.assertEqual(self.counting.calls, 2)
+
+    def test_negative_cache_extended_by_lookups(self) -> None:
+        d = self.decryptor()
+        rec = self.forged(1)[0]
+        with self.assertRaises(ksse.OpenError):
+            d.decrypt(self.stream, rec)
+        self.clock.advance(59.9)
+        with self.assertRaises(ksse.OpenError):
+            d.decrypt(self.stream, rec)
+        self.clock.advance(59.9)  # 119.8 s after the refusal, 59.9 s after the last lookup
+        with self.assertRaises(ksse.OpenError):
+            d.decrypt(self.stream, rec)
+        self.assertEqual(self.counting.calls, 1)
+        self.clock.advance(60)
+        with self.assertRaises(ksse.OpenError):
+            d.decrypt(self.stream, rec)
+        self.assertEqual(self.counting.calls, 2)
+
+    def test_negative_cache_at_most_ten_ttls(self) -> None:
+        d = self.decryptor()
+        rec = self.forged(1)[0]
+        with self.assertRaises(ksse.OpenError):
+            d.decrypt(self.stream, rec)
+        for _ in range(11):  # lookups up to 550 s, then 599.5 s
+            self.clock.advance(50)
+            with self.assertRaises(ksse.OpenError):
+                d.decrypt(self.stream, rec)
+        self.clock.advance(49.5)
+        self.assertIsInstance(d.cache.peek(ksse.envelope.parse_one(rec).wrapped_key, ksse.kinesis_stream(self.stream)), ksse.OpenError)
+        self.assertEqual(self.counting.calls, 1)
+        self.clock.advance(0.5)  # 600 s after the refusal
+        with self.assertRaises(ksse.OpenError):
+            d.decrypt(self.stream, rec)
+        self.assertEqual(self.counting.calls, 2)
+
+    def test_remembered_refusal_is_compact(self) -> None:
+        d = self.decryptor()
+        rec = self.record(arn=self.other_arn)
+        forged = self.forged(1)[0]
+        for r, cls in ((rec, ksse.KeyNotAllowedError), (forged, ksse.OpenError)):
+            with self.assertRaises(cls):
+                d.decrypt(self.stream, r)
+        # Any-key mode: a KMS refusal of a permanent class is remembered too.
+        anyk = ksse.Decryptor(self.counting, insecure_allow_any_key=True, clock=self.clock)
+        self.addCleanup(anyk.close)
+        self.counting.faults = ["DisabledException"]
+        with self.assertRaises(ksse.KMSDisabledError):
+            anyk.decrypt(self.stream, self.record())
+        stored = [f.err for f in d.cache._negative.values()] + [f.err for f in anyk.cache._negative.values()]
+        self.assertEqual(len(stored), 3)
+        for err in stored:
+            self.assertIsNone(err.__traceback__)
+            self.assertIsNone(err.__context__, "no SDK exception, request or response kept")
+            self.assertIsNone(err.__cause__)
+            self.assertLessEqual(len(str(err)), 400)
+        with self.assertRaises(ksse.KeyNotAllowedError) as cm:
+            d.decrypt(self.stream, rec)
+        self.assertIsNone(cm.exception.__context__)
 
     def test_negative_cache_by_stream(self) -> None:
         # A wrapped key refused for one stream is not remembered for another.
@@ -161,6 +215,7 @@ class CacheTest(unittest.TestCase):
         self.assertEqual(self.counting.calls, 3)
 
     def test_permanent_kms_errors_classified_and_cached(self) -> None:
+        """Without KeyId (any-key mode), KMS refusals of the key are permanent."""
         cases = {
             "AccessDeniedException": ksse.KMSAccessDeniedError,
             "DisabledException": ksse.KMSDisabledError,
@@ -171,7 +226,8 @@ class CacheTest(unittest.TestCase):
         for code, cls in cases.items():
             with self.subTest(code):
                 self.counting.calls = 0
-                d = self.decryptor()
+                d = ksse.Decryptor(self.counting, insecure_allow_any_key=True, clock=self.clock)
+                self.addCleanup(d.close)
                 rec = self.record()
                 self.counting.faults = [code]
                 for _ in range(2):
@@ -179,7 +235,43 @@ class CacheTest(unittest.TestCase):
                         d.decrypt(self.stream, rec)
                     self.assertTrue(cm.exception.permanent)
                     self.assertTrue(ksse.is_permanent(cm.exception))
+                    self.assertEqual(cm.exception.allowed_key, "")
                 self.assertEqual(self.counting.calls, 1)
+                self.assertNotIn("KeyId", self.counting.params[-1])
+
+    def test_allowed_key_refusals_transient(self) -> None:
+        """KMS refusing a pinned allowed key itself is transient and not remembered."""
+        cases = {
+            "AccessDeniedException": ksse.KMSAccessDeniedError,  # with a message: the key's policy or IAM
+            "DisabledException": ksse.KMSDisabledError,
+            "KMSInvalidStateException": ksse.KMSInvalidStateError,
+            "NotFoundException": ksse.KMSNotFoundError,
+        }
+        for code, cls in cases.items():
+            with self.subTest(code):
+                self.counting.calls = 0
+                d = self.decryptor()
+                rec = self.record()
+                self.counting.faults = [code, code]
+                for _ in range(2):
+                    with self.assertRaises(cls) as cm:
+                        d.decrypt(self.stream, rec)
+                    self.assertFalse(cm.exception.permanent)
+                    self.assertFalse(ksse.is_permanent(cm.exception))
+                    self.assertEqual(cm.exception.allowed_key, self.arn)
+                    self.assertIn("itself", str(cm.exception))
+                self.assertEqual(self.counting.calls, 2, "not remembered")
+                self.assertEqual(d.stats().negative_entries, 0)
+                # The operator fixes the key: the record decrypts at once.
+                self.assertEqual(d.decrypt(self.stream, rec).data, b"payload")
+        # Key usage is about the wrapped key's use, not the key: permanent.
+        d = self.decryptor()
+        rec = self.record()
+        self.counting.faults = ["InvalidKeyUsageException"]
+        for _ in range(2):
+            with self.assertRaises(ksse.KMSInvalidKeyUsageError) as cm:
+                d.decrypt(self.stream, rec)
+            self.assertTrue(ksse.is_permanent(cm.exception))
 
     def test_token_bucket(self) -> None:
         d = self.decryptor(rate=1, burst=2)
@@ -235,22 +327,21 @@ class CacheTest(unittest.TestCase):
         self.assertEqual(self.counting.calls, 1)
 
     def test_strict_key_id_sent(self) -> None:
-        """One allowed key is sent as KeyId, with the stream's context; two are checked after."""
+        """Each allowed key is sent as KeyId in turn, with the stream's context."""
         rec = self.record()
         self.decryptor().decrypt(self.stream, rec)
-        two = ksse.Decryptor(self.counting, [self.arn, self.other_arn], clock=self.clock)
+        two = ksse.Decryptor(self.counting, [self.other_arn, self.arn], clock=self.clock)
         self.addCleanup(two.close)
-        two.decrypt(self.stream, rec)
-        one, both = self.counting.params
-        self.assertEqual(one["KeyId"], self.arn)
-        self.assertNotIn("KeyId", both)
-        self.assertEqual(one["EncryptionContext"], {"kinesis:stream": self.stream})
+        self.assertEqual(two.decrypt(self.stream, rec).key_arn, self.arn)
+        self.assertEqual([p["KeyId"] for p in self.counting.params], [self.arn, self.other_arn, self.arn])
+        self.assertEqual(self.counting.params[0]["EncryptionContext"], {"kinesis:stream": self.stream})
         other = ksse.Decryptor(self.counting, [self.other_arn], clock=self.clock)
         self.addCleanup(other.close)
         for _ in range(2):
-            with self.assertRaises(ksse.KeyNotAllowedError):
+            with self.assertRaises(ksse.KeyNotAllowedError) as cm:
                 other.decrypt(self.stream, rec)
-        self.assertEqual(self.counting.calls, 3, "key not allowed is remembered")
+            self.assertTrue(ksse.is_permanent(cm.exception))
+        self.assertEqual(self.counting.calls, 4, "key not allowed is remembered")
 
     def test_forged_flood(self) -> None:
         d = self.decryptor(max_entries=16)

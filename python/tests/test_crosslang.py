@@ -166,7 +166,7 @@ class CrossLanguageTest(unittest.TestCase):
             with self.assertRaises(ksse.KeyNotAllowedError):
                 dec.decrypt(self.stream, data)
 
-        with self.subTest("key not allowed, checked after Decrypt"):
+        with self.subTest("key not allowed, two allowed keys, each pinned (moto's message-less AccessDenied)"):
             third = new_key(self.kms)
             dec = ksse.Decryptor(self.kms, [self.other_key, third])
             self.addCleanup(dec.close)
