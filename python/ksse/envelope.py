@@ -78,12 +78,17 @@ def _public_ctr(key: bytes) -> Any:
     return Cipher(algorithms.AES(key), _PK_CTR).decryptor()  # CTR: decrypt = encrypt
 
 
+# AES256 states its key size as a class attribute, which the Rust
+# constructor reads faster than AES's key_size property.
+_AES = getattr(algorithms, "AES256", algorithms.AES)
+
+
 def _fast_create() -> Callable[[Any, Any], Any] | None:
     """Return cryptography's Rust constructor of cipher contexts, if it is safe.
 
     Cipher(AES(key), mode).decryptor() checks its arguments in Python,
     which costs more than the AES work of a record. The fast path builds
-    the same AES object without its key-size check (record keys are always
+    an AES256 object without its key-size check (record keys are always
     32 bytes) and calls the Rust constructor that decryptor() calls. It is
     used only if it exists and gives the same key stream as the public API
     on a known key; otherwise None, and open uses the public API.
@@ -93,7 +98,7 @@ def _fast_create() -> Callable[[Any, Any], Any] | None:
 
         create = rust_openssl.ciphers.create_decryption_ctx
         probe = bytes(range(32))
-        alg = object.__new__(algorithms.AES)
+        alg = object.__new__(_AES)
         alg.key = probe
         if create(alg, _PK_CTR).update(bytes(48)) == _public_ctr(probe).update(bytes(48)):
             return create  # type: ignore[no-any-return]
@@ -103,7 +108,6 @@ def _fast_create() -> Callable[[Any, Any], Any] | None:
 
 
 _create = _fast_create()
-_AES = algorithms.AES
 _new = object.__new__
 
 
