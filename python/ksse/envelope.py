@@ -141,9 +141,8 @@ class Key:
         prk = hmac.digest(wrapped, bytes(data_key), "sha256")  # HKDF-Extract
         stream_key = hmac.digest(prk, _STREAM_KEY_LABEL + ad + b"\x01", "sha256")
         # HMAC(stream key, m) = H(k⊕opad || H(k⊕ipad || m)): keep both pad
-        # states, so a record key costs two short hash updates.
-        # The inner state also holds the record key label, the same for
-        # every record.
+        # states, the inner one past the record key label, so a record key
+        # costs three short hash updates.
         pad = stream_key + bytes(32)
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in pad) + _RECORD_KEY_LABEL)
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in pad))
@@ -295,7 +294,7 @@ def open(key: Key, env: Envelope) -> tuple[bytes, bytes]:  # noqa: A001 - the sp
     # length and a partition key of up to 30 bytes in one call.
     head = ctr.update(buf[HEADER_SIZE : HEADER_SIZE + 32])
     n = head[0] << 8 | head[1]
-    if n > MAX_PARTITION_KEY or n + 30 > body_len:  # 30 = 2 + NONCE_SIZE + TAG_SIZE
+    if n > MAX_PARTITION_KEY or n + MIN_BODY > body_len:
         raise OpenError()
     pk_end = HEADER_SIZE + 2 + n
     nonce = buf[pk_end : pk_end + NONCE_SIZE].tobytes()
