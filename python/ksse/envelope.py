@@ -73,14 +73,17 @@ _PK_CTR = modes.CTR(RESERVED_NONCE + b"\x00\x00\x00\x00")
 _HEADER = struct.Struct(">4sHI")
 
 
-def _public_ctr(key: bytes) -> Any:
-    """The partition key stream's cipher context, by the public API."""
-    return Cipher(algorithms.AES(key), _PK_CTR).decryptor()  # CTR: decrypt = encrypt
-
-
+# Each attribute read on cryptography's algorithms and modes modules costs
+# about 2 µs (they warn of deprecated names): read them once, here.
+_AES_PUBLIC = algorithms.AES
 # AES256 states its key size as a class attribute, which the Rust
 # constructor reads faster than AES's key_size property.
-_AES = getattr(algorithms, "AES256", algorithms.AES)
+_AES = getattr(algorithms, "AES256", _AES_PUBLIC)
+
+
+def _public_ctr(key: bytes) -> Any:
+    """The partition key stream's cipher context, by the public API."""
+    return Cipher(_AES_PUBLIC(key), _PK_CTR).decryptor()  # CTR: decrypt = encrypt
 
 
 def _fast_create() -> Callable[[Any, Any], Any] | None:
