@@ -263,10 +263,10 @@ def parse(data: Buffer) -> tuple[Envelope, memoryview]:
 
 def parse_one(data: Buffer) -> Envelope:
     """Parse data that must hold exactly one envelope."""
-    env, rest = parse(data)
-    if len(rest):
-        raise OpenError()
-    return env
+    wk_len, body_len = parse_header(data)
+    if len(data) != HEADER_SIZE + body_len + wk_len:
+        raise OpenError()  # short, or bytes after the envelope
+    return Envelope(memoryview(data), wk_len, body_len)
 
 
 def open(key: Key, env: Envelope) -> tuple[bytes, bytes]:  # noqa: A001 - the spec's name
