@@ -5,7 +5,10 @@ of 100 B, 1 KiB and 25 KiB payloads (partition key "customer-42", 184-byte
 wrapped key, the stream key cached as a Decryptor holds it), and decrypts
 the same payload size with cryptography's AESGCM: "raw" under one key made
 once, "raw, new key" with a new AESGCM object per record, as an envelope
-needs (each record has its own key).
+needs (each record has its own key). Then it times, at 1 KiB, the steps
+of open one by one: their sum without Python glue is the floor of any open
+built on cryptography's objects, as each record needs a new AES-CTR (or
+ECB) context and a new AESGCM object.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import os
 import sys
 import time
 
+from cryptography.hazmat.bindings._rust import openssl as rust_openssl
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import ksse
@@ -74,7 +79,46 @@ def main() -> None:
             f"{label:>8} {open_rate:>12,.0f} {raw_rate:>12,.0f} {raw_rate / open_rate:>8.2f}x"
             f" {new_key_rate:>13,.0f} {new_key_rate / open_rate:>5.2f}x"
         )
+    steps(seconds)
     decrypt_rate(seconds)
+
+
+def steps(seconds: float) -> None:
+    """Microseconds per record of each step of open at 1 KiB, and their floor."""
+    key = envelope.Key(os.urandom(32), os.urandom(184), b"kinesis:orders")
+    env = envelope.parse_one(envelope.seal(key, b"customer-42", os.urandom(1024)))
+    salt = bytes(env.salt)
+    rk = key.record_key(salt)
+    k, nonce, aad = os.urandom(32), os.urandom(12), os.urandom(39)
+    ct = AESGCM(k).encrypt(nonce, os.urandom(1024), aad)
+    aead = AESGCM(k)
+    head = bytes(32)
+    blocks = b"\xff" * 12 + bytes(4) + b"\xff" * 12 + b"\x00\x00\x00\x01"
+    ecb, aes = modes.ECB(), algorithms.AES  # a read of either module costs about 2 us
+
+    def ecb_fast(k: bytes):
+        """An ECB context as open's fast path makes its CTR context (ECB would then need a Python XOR)."""
+        alg = object.__new__(aes)
+        alg.key = k
+        return rust_openssl.ciphers.create_encryption_ctx(alg, ecb)
+
+    assert ecb_fast(rk).update(blocks) == Cipher(aes(rk), ecb).encryptor().update(blocks)
+    names_fns = [
+        ("HKDF-Expand: record key", lambda: key.record_key(salt)),
+        ("AES-CTR context, 32 B (fast path)", lambda: envelope._pk_stream(rk).update(head)),
+        ("AES-CTR context, 32 B (public API)", lambda: envelope._public_ctr(rk).update(head)),
+        ("AES-ECB context, 2 blocks (fast path)", lambda: ecb_fast(rk).update(blocks)),
+        ("AESGCM(new key).decrypt", lambda: AESGCM(k).decrypt(nonce, ct, aad)),
+        ("raw AESGCM decrypt, one key", lambda: aead.decrypt(nonce, ct, aad)),
+        ("open", lambda: envelope.open(key, env)),
+    ]
+    us = [1e6 / r for r in best_rates([fn for _, fn in names_fns], seconds)]
+    path = "fast path" if envelope._pk_stream is envelope._fast_ctr else "public API (fast path unavailable)"
+    print(f"steps at 1 KiB (us per record; open's CTR context by the {path}):")
+    for (name, _), u in zip(names_fns, us):
+        print(f"  {name:<40} {u:6.2f}")
+    floor = us[0] + us[1] + us[4]
+    print(f"  {'floor: HKDF + fast CTR + AESGCM(new key)':<40} {floor:6.2f}  = {floor / us[5]:.2f}x raw; open = {us[6] / us[5]:.2f}x raw")
 
 
 class _KMS:

@@ -73,41 +73,55 @@ _PK_CTR = modes.CTR(RESERVED_NONCE + b"\x00\x00\x00\x00")
 _HEADER = struct.Struct(">4sHI")
 
 
+# Each attribute read on cryptography's algorithms and modes modules costs
+# about 2 µs (they warn of deprecated names): read them once, here.
+_AES_PUBLIC = algorithms.AES
+# AES256 states its key size as a class attribute, which the Rust
+# constructor reads faster than AES's key_size property.
+_AES = getattr(algorithms, "AES256", _AES_PUBLIC)
+
+
 def _public_ctr(key: bytes) -> Any:
     """The partition key stream's cipher context, by the public API."""
-    return Cipher(algorithms.AES(key), _PK_CTR).decryptor()  # CTR: decrypt = encrypt
+    return Cipher(_AES_PUBLIC(key), _PK_CTR).decryptor()  # CTR: decrypt = encrypt
 
 
-def _fast_ctr_factory() -> Callable[[bytes], Any]:
-    """Return the fastest way to make the partition key stream's context.
+def _fast_create() -> Callable[[Any, Any], Any] | None:
+    """Return cryptography's Rust constructor of cipher contexts, if it is safe.
 
     Cipher(AES(key), mode).decryptor() checks its arguments in Python,
     which costs more than the AES work of a record. The fast path builds
-    the same AES object without its key-size check (record keys are always
-    32 bytes) and calls cryptography's Rust constructor that decryptor()
-    calls. It is used only if it exists and gives the same key stream as
-    the public API on a known key; otherwise, the public API.
+    an AES256 object without its key-size check (record keys are always
+    32 bytes) and calls the Rust constructor that decryptor() calls. It is
+    used only if it exists and gives the same key stream as the public API
+    on a known key; otherwise None, and open uses the public API.
     """
     try:
         from cryptography.hazmat.bindings._rust import openssl as rust_openssl
 
         create = rust_openssl.ciphers.create_decryption_ctx
-        aes, new = algorithms.AES, object.__new__
-
-        def fast(key: bytes) -> Any:
-            alg = new(aes)
-            alg.key = key
-            return create(alg, _PK_CTR)
-
         probe = bytes(range(32))
-        if fast(probe).update(bytes(48)) == _public_ctr(probe).update(bytes(48)):
-            return fast
+        alg = object.__new__(_AES)
+        alg.key = probe
+        if create(alg, _PK_CTR).update(bytes(48)) == _public_ctr(probe).update(bytes(48)):
+            return create  # type: ignore[no-any-return]
     except Exception:  # noqa: BLE001 - any surprise means: use the public API
         pass
-    return _public_ctr
+    return None
 
 
-_pk_stream = _fast_ctr_factory()
+_create = _fast_create()
+_new = object.__new__
+
+
+def _fast_ctr(key: bytes) -> Any:
+    """The partition key stream's cipher context, by the Rust constructor."""
+    alg = _new(_AES)
+    alg.key = key
+    return _create(alg, _PK_CTR)  # type: ignore[misc]
+
+
+_pk_stream = _public_ctr if _create is None else _fast_ctr
 
 
 class Key:
@@ -130,9 +144,10 @@ class Key:
         prk = hmac.digest(wrapped, bytes(data_key), "sha256")  # HKDF-Extract
         stream_key = hmac.digest(prk, _STREAM_KEY_LABEL + ad + b"\x01", "sha256")
         # HMAC(stream key, m) = H(k⊕opad || H(k⊕ipad || m)): keep both pad
-        # states, so a record key costs two short hash updates.
+        # states, the inner one past the record key label, so a record key
+        # costs three short hash updates.
         pad = stream_key + bytes(32)
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in pad))
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in pad) + _RECORD_KEY_LABEL)
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in pad))
         self._wrapped = wrapped
         self._ad = ad
@@ -150,7 +165,6 @@ class Key:
     def record_key(self, salt: Buffer) -> bytes:
         """Return HKDF-Expand(stream key, "ksse v1 record key" || salt, 32)."""
         inner = self._inner.copy()
-        inner.update(_RECORD_KEY_LABEL)
         inner.update(salt)
         inner.update(b"\x01")
         outer = self._outer.copy()
@@ -249,10 +263,10 @@ def parse(data: Buffer) -> tuple[Envelope, memoryview]:
 
 def parse_one(data: Buffer) -> Envelope:
     """Parse data that must hold exactly one envelope."""
-    env, rest = parse(data)
-    if len(rest):
-        raise OpenError()
-    return env
+    wk_len, body_len = parse_header(data)
+    if len(data) != HEADER_SIZE + body_len + wk_len:
+        raise OpenError()  # short, or bytes after the envelope
+    return Envelope(memoryview(data), wk_len, body_len)
 
 
 def open(key: Key, env: Envelope) -> tuple[bytes, bytes]:  # noqa: A001 - the spec's name
@@ -261,23 +275,36 @@ def open(key: Key, env: Envelope) -> tuple[bytes, bytes]:  # noqa: A001 - the sp
     The envelope must carry key's wrapped key. It raises OpenError, and
     returns nothing of the record, if env is not authentic under key.
     """
+    # The hot path: the steps of Key.record_key and _fast_ctr are written
+    # out here, as a Python call costs about as much as a short step.
     buf, body_len = env._buf, env.body_len
-    if buf[HEADER_SIZE + body_len :].tobytes() != key._wrapped:
+    end = HEADER_SIZE + body_len
+    if buf[end:].tobytes() != key._wrapped:
         raise OpenError()  # not the wrapped key that key was derived from
-    rk = key.record_key(buf[10:HEADER_SIZE])
-    ctr = _pk_stream(rk)
+    inner = key._inner.copy()
+    inner.update(buf[10:HEADER_SIZE])  # the salt
+    inner.update(b"\x01")
+    outer = key._outer.copy()
+    outer.update(inner.digest())
+    rk = outer.digest()
+    if _pk_stream is _fast_ctr:
+        alg = _new(_AES)
+        alg.key = rk
+        ctr = _create(alg, _PK_CTR)  # type: ignore[misc]
+    else:
+        ctr = _pk_stream(rk)
     # Two key stream blocks (the body holds at least 30 bytes) give the
     # length and a partition key of up to 30 bytes in one call.
     head = ctr.update(buf[HEADER_SIZE : HEADER_SIZE + 32])
-    n = int.from_bytes(head[:2], "big")
-    if n > MAX_PARTITION_KEY or 2 + n + NONCE_SIZE + TAG_SIZE > body_len:
+    n = head[0] << 8 | head[1]
+    if n > MAX_PARTITION_KEY or n + MIN_BODY > body_len:
         raise OpenError()
     pk_end = HEADER_SIZE + 2 + n
     nonce = buf[pk_end : pk_end + NONCE_SIZE].tobytes()
     if nonce == RESERVED_NONCE:
         raise OpenError()
     try:
-        payload = AESGCM(rk).decrypt(nonce, buf[pk_end + NONCE_SIZE : HEADER_SIZE + body_len], buf[:pk_end])
+        payload = AESGCM(rk).decrypt(nonce, buf[pk_end + NONCE_SIZE : end], buf[:pk_end])
     except InvalidTag:
         raise OpenError() from None
     if n <= 30:
