@@ -152,6 +152,7 @@ func bytesString(b []byte) string {
 // caller reuses that part of the buffer; dec.PartitionKey is a string of
 // its own. A plaintext record passed through (AllowPlaintext) is not
 // copied: dec.Data is data, and dst is returned unchanged, as on failure.
+// The capacity of dst must not overlap data.
 func (d *Decryptor) DecryptAppend(ctx context.Context, dst []byte, stream string, data []byte) (out []byte, dec Decrypted, err error) {
 	b, err := d.bind.kinesisStream(stream)
 	if err != nil {

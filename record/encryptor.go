@@ -96,7 +96,7 @@ func (e *Encryptor) Encrypt(ctx context.Context, stream, partitionKey string, da
 // envelope within it (capacity clipped), valid until the caller reuses
 // that part of the buffer. With enough capacity in dst it allocates only
 // ExplicitHashKey and the record key's cipher. On failure it returns dst
-// unchanged.
+// unchanged. The capacity of dst must not overlap data.
 func (e *Encryptor) EncryptAppend(ctx context.Context, dst []byte, stream, partitionKey string, data []byte) (out []byte, enc Encrypted, err error) {
 	b, err := e.bind.kinesisStream(stream)
 	if err != nil {
