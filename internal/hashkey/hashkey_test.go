@@ -1,6 +1,8 @@
 package hashkey
 
 import (
+	"crypto/fips140"
+	"crypto/md5"
 	"encoding/hex"
 	"math/big"
 	"math/rand/v2"
@@ -25,6 +27,8 @@ func TestSumRFC1321(t *testing.T) {
 	for _, v := range rfc1321 {
 		d := Sum(v.in)
 		require.Equal(t, v.md5, hex.EncodeToString(d[:]), "%q", v.in)
+		d = sum(v.in)
+		require.Equal(t, v.md5, hex.EncodeToString(d[:]), "own MD5 of %q", v.in)
 	}
 }
 
@@ -63,5 +67,16 @@ func TestAppendUint128Random(t *testing.T) {
 		}
 		want := new(big.Int).Add(new(big.Int).Lsh(new(big.Int).SetUint64(hi), 64), new(big.Int).SetUint64(lo))
 		require.Equal(t, want.String(), string(appendUint128(nil, hi, lo)), "%#x %#x", hi, lo)
+	}
+}
+
+func TestOwnMD5MatchesCryptoMD5(t *testing.T) {
+	if fips140.Enforced() {
+		t.Skip("crypto/md5 is unavailable with GODEBUG=fips140=only; TestSumRFC1321 covers Sum there")
+	}
+	var b strings.Builder
+	for n := range 300 { // every padding case, and multi-block inputs
+		require.Equal(t, md5.Sum([]byte(b.String())), sum(b.String()), "%d bytes", n)
+		b.WriteByte(byte(n*7 + 1))
 	}
 }
