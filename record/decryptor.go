@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -98,21 +99,92 @@ func (d *Decryptor) Decrypt(ctx context.Context, stream string, data []byte) (De
 }
 
 func (d *Decryptor) decrypt(ctx context.Context, b *binding, data []byte) (Decrypted, error) {
-	if !envelope.IsEnvelope(data) {
-		if d.opts.AllowPlaintext {
-			return Decrypted{Data: data}, nil
-		}
-		return Decrypted{}, ErrNotEncrypted
-	}
-	e, rest, err := envelope.Parse(data)
-	if err != nil || len(rest) != 0 {
-		return Decrypted{}, envelope.ErrOpen
-	}
-	out, n, arn, err := d.open(ctx, nil, b, &e)
+	e, plain, err := d.parse(data)
 	if err != nil {
 		return Decrypted{}, err
 	}
-	return Decrypted{PartitionKey: string(out[:n]), Data: out[n:], Encrypted: true, KeyARN: arn}, nil
+	if plain {
+		return Decrypted{Data: data}, nil
+	}
+	// One buffer of the exact size for the partition key and payload; the
+	// partition key string shares it, since nothing else can write there.
+	out, n, arn, err := d.open(ctx, make([]byte, 0, openedSize(&e)), b, &e)
+	if err != nil {
+		return Decrypted{}, err
+	}
+	return Decrypted{PartitionKey: bytesString(out[:n]), Data: out[n:len(out):len(out)], Encrypted: true, KeyARN: arn}, nil
+}
+
+// parse parses data as one envelope. plain is true, with a nil error, for a
+// plaintext record passed through (AllowPlaintext).
+func (d *Decryptor) parse(data []byte) (e envelope.Envelope, plain bool, err error) {
+	if !envelope.IsEnvelope(data) {
+		if d.opts.AllowPlaintext {
+			return e, true, nil
+		}
+		return e, false, ErrNotEncrypted
+	}
+	e, rest, err := envelope.Parse(data)
+	if err != nil || len(rest) != 0 {
+		return e, false, envelope.ErrOpen
+	}
+	return e, false, nil
+}
+
+// openedSize is the size of the partition key and payload of a parsed
+// envelope, which Open appends.
+func openedSize(e *envelope.Envelope) int {
+	return max(0, len(e.Body)-2-envelope.NonceSize-envelope.TagSize)
+}
+
+// bytesString returns b as a string without a copy. The caller must own b
+// and never write it again.
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// DecryptAppend is Decrypt into a buffer of the caller's: it appends the
+// partition key and payload to dst and returns the updated slice, and
+// dec.Data is the payload within it (capacity clipped), valid until the
+// caller reuses that part of the buffer; dec.PartitionKey is a string of
+// its own. A plaintext record passed through (AllowPlaintext) is not
+// copied: dec.Data is data, and dst is returned unchanged, as on failure.
+// The capacity of dst must not overlap data.
+func (d *Decryptor) DecryptAppend(ctx context.Context, dst []byte, stream string, data []byte) (out []byte, dec Decrypted, err error) {
+	b, err := d.bind.kinesisStream(stream)
+	if err != nil {
+		return dst, Decrypted{}, err
+	}
+	e, plain, err := d.parse(data)
+	switch {
+	case plain:
+		dec = Decrypted{Data: data}
+	case err == nil:
+		var n int
+		var arn string
+		out, n, arn, err = d.open(ctx, dst, b, &e)
+		if err == nil {
+			pt := out[len(dst):]
+			dec = Decrypted{PartitionKey: string(pt[:n]), Data: pt[n:len(pt):len(pt)], Encrypted: true, KeyARN: arn}
+		}
+	}
+	if d.tel != nil {
+		if err != nil {
+			countFailure(ctx, d.tel, b.kb.AD, err)
+		} else {
+			d.tel.Decrypted(ctx, b.kb.AD, 1)
+		}
+	}
+	if err != nil {
+		return dst, Decrypted{}, err
+	}
+	if plain {
+		return dst, dec, nil
+	}
+	return out, dec, nil
 }
 
 // Open authenticates and decrypts the parsed envelope e of stream s and
@@ -174,6 +246,9 @@ func authFailure(err error) error {
 // *BatchError listing the failed records by index with the reason of each;
 // [IsPermanent] tells the records that will never decrypt from those to
 // retry. err is another error, and out nil, only for an invalid stream.
+//
+// The plaintexts share one buffer, allocated once for the batch: a Data
+// kept keeps the whole batch's plaintext in memory.
 func (d *Decryptor) DecryptBatch(ctx context.Context, stream string, data [][]byte) ([]Decrypted, error) {
 	b, err := d.bind.kinesisStream(stream)
 	if err != nil {
@@ -202,6 +277,7 @@ func (d *Decryptor) decryptBatch(ctx context.Context, b *binding, data [][]byte)
 	errs := make([]error, len(data))
 	var keys []unwrapped
 	seen := make(map[string]int)
+	size := 0 // of every record's partition key and payload
 	for i, p := range data {
 		keyOf[i] = -1
 		if !envelope.IsEnvelope(p) {
@@ -218,6 +294,7 @@ func (d *Decryptor) decryptBatch(ctx context.Context, b *binding, data [][]byte)
 			continue
 		}
 		envs[i] = e
+		size += openedSize(&e)
 		j, ok := seen[string(e.WrappedKey)]
 		if !ok {
 			j = len(keys)
@@ -228,19 +305,25 @@ func (d *Decryptor) decryptBatch(ctx context.Context, b *binding, data [][]byte)
 	}
 	d.unwrapAll(ctx, b, keys)
 
+	// One buffer for the batch's plaintexts: each record opens into its own
+	// part, which its partition key string and Data share.
+	buf := make([]byte, size)
 	var be *BatchError
 	for i := range data {
 		if j := keyOf[i]; j >= 0 && errs[i] == nil {
 			k := &keys[j]
+			m := openedSize(&envs[i])
+			dst := buf[:0:m]
+			buf = buf[m:]
 			if k.err != nil {
 				errs[i] = k.err
 			} else {
-				pt, n, err := k.key.Open(nil, &envs[i])
+				pt, n, err := k.key.Open(dst, &envs[i])
 				if errors.Is(err, envelope.ErrKeyDestroyed) {
-					pt, n, _, err = d.open(ctx, nil, b, &envs[i])
+					pt, n, _, err = d.open(ctx, dst, b, &envs[i])
 				}
 				if err == nil {
-					out[i] = Decrypted{PartitionKey: string(pt[:n]), Data: pt[n:], Encrypted: true, KeyARN: k.arn}
+					out[i] = Decrypted{PartitionKey: bytesString(pt[:n]), Data: pt[n:len(pt):len(pt)], Encrypted: true, KeyARN: k.arn}
 				}
 				errs[i] = err
 			}
@@ -338,22 +421,29 @@ func (d *Decryptor) DecryptRecords(ctx context.Context, stream string, records [
 // KMS for a decrypted record, EncryptionType NONE for a plaintext one passed
 // through, and nil Data for a failed one.
 func ApplyDecrypted(records []types.Record, out []Decrypted, err error) {
-	failed := make(map[int]bool)
+	var failed []bool
 	if be, ok := err.(*BatchError); ok {
+		failed = make([]bool, len(records))
 		for _, f := range be.Failed {
-			failed[f.Index] = true
+			if f.Index >= 0 && f.Index < len(failed) {
+				failed[f.Index] = true
+			}
 		}
 	}
+	var keys []string // the batch's partition keys, for their pointers
 	for i := range records {
 		r := &records[i]
 		switch dec := out[i]; {
-		case failed[i]:
+		case failed != nil && failed[i]:
 			r.Data = nil
 		case !dec.Encrypted:
 			r.EncryptionType = types.EncryptionTypeNone
 		default:
-			pk := dec.PartitionKey
-			r.Data, r.PartitionKey, r.EncryptionType = dec.Data, &pk, types.EncryptionTypeKms
+			if keys == nil {
+				keys = make([]string, len(records))
+			}
+			keys[i] = dec.PartitionKey
+			r.Data, r.PartitionKey, r.EncryptionType = dec.Data, &keys[i], types.EncryptionTypeKms
 		}
 	}
 }

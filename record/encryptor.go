@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/ksse-go/ksse/envelope"
 	"github.com/ksse-go/ksse/internal/telemetry"
@@ -86,26 +87,38 @@ type Encrypted struct {
 // of the encrypted record against MaxRecordSize before sealing. No
 // plaintext is returned on failure.
 func (e *Encryptor) Encrypt(ctx context.Context, stream, partitionKey string, data []byte) (Encrypted, error) {
+	_, enc, err := e.EncryptAppend(ctx, nil, stream, partitionKey, data)
+	return enc, err
+}
+
+// EncryptAppend is Encrypt into a buffer of the caller's: it appends the
+// envelope to dst and returns the updated slice, and enc.Data is the
+// envelope within it (capacity clipped), valid until the caller reuses
+// that part of the buffer. With enough capacity in dst it allocates only
+// ExplicitHashKey and the record key's cipher. On failure it returns dst
+// unchanged. The capacity of dst must not overlap data.
+func (e *Encryptor) EncryptAppend(ctx context.Context, dst []byte, stream, partitionKey string, data []byte) (out []byte, enc Encrypted, err error) {
 	b, err := e.bind.kinesisStream(stream)
 	if err != nil {
-		return Encrypted{}, err
+		return dst, Encrypted{}, err
 	}
 	if err := checkPartitionKey(partitionKey); err != nil {
-		return Encrypted{}, err
+		return dst, Encrypted{}, err
 	}
-	ehk, err := e.hashKey(ctx, b, partitionKey)
+	var buf [39]byte
+	ehk, err := e.appendHashKey(ctx, buf[:0], b, partitionKey)
 	if err != nil {
-		return Encrypted{}, err
+		return dst, Encrypted{}, err
 	}
-	env, err := e.seal(ctx, nil, b, partitionKey, data, len(OutboundPartitionKey))
+	out, err = e.seal(ctx, dst, b, partitionKey, data, len(OutboundPartitionKey), sealReserve{})
 	if err != nil {
-		return Encrypted{}, err
+		return dst, Encrypted{}, err
 	}
 	e.tel.Encrypted(ctx, b.kb.AD, 1)
-	return Encrypted{
-		Data:            env,
+	return out, Encrypted{
+		Data:            out[len(dst):len(out):len(out)],
 		PartitionKey:    OutboundPartitionKey,
-		ExplicitHashKey: ehk,
+		ExplicitHashKey: string(ehk),
 	}, nil
 }
 
@@ -117,10 +130,14 @@ func (e *Encryptor) Seal(ctx context.Context, dst []byte, s Stream, partitionKey
 	if !s.valid() {
 		return dst, fmt.Errorf("%w: zero Stream", ErrInvalidStream)
 	}
-	return e.seal(ctx, dst, e.bind.of(s), partitionKey, payload, overhead)
+	return e.seal(ctx, dst, e.bind.of(s), partitionKey, payload, overhead, sealReserve{})
 }
 
-func (e *Encryptor) seal(ctx context.Context, dst []byte, b *binding, partitionKey string, data []byte, overhead int) ([]byte, error) {
+// seal appends the envelope of one record to dst. If dst lacks the room, it
+// allocates a new buffer with spare capacity for reserve more bytes, where
+// reserve is what later records of a batch need beyond their wrapped keys:
+// reserve.bytes plus reserve.records envelopes' overhead and wrapped key.
+func (e *Encryptor) seal(ctx context.Context, dst []byte, b *binding, partitionKey string, data []byte, overhead int, reserve sealReserve) ([]byte, error) {
 	// Check the size once before any KMS call and once after, with the
 	// actual wrapped key.
 	if err := e.checkSize(partitionKey, data, overhead); err != nil {
@@ -131,18 +148,31 @@ func (e *Encryptor) seal(ctx context.Context, dst []byte, b *binding, partitionK
 		if err != nil {
 			return dst, err
 		}
-		if size := key.SealedSize(len(partitionKey), len(data)) + overhead; size > e.opts.MaxRecordSize {
+		sealed := key.SealedSize(len(partitionKey), len(data))
+		if size := sealed + overhead; size > e.opts.MaxRecordSize {
 			return dst, fmt.Errorf("%w: %d bytes encrypted, limit %d", ErrRecordTooLarge, size, e.opts.MaxRecordSize)
 		}
-		if dst == nil {
-			dst = make([]byte, 0, key.SealedSize(len(partitionKey), len(data)))
+		if cap(dst)-len(dst) < sealed {
+			more := sealed
+			if reserve.records > 0 {
+				more += reserve.bytes + reserve.records*key.SealedSize(0, 0)
+			}
+			dst = append(make([]byte, 0, len(dst)+more), dst...)
 		}
-		out, err := key.Seal(dst, []byte(partitionKey), data)
+		// Key.Seal only reads the partition key: no copy of it.
+		out, err := key.Seal(dst, unsafe.Slice(unsafe.StringData(partitionKey), len(partitionKey)), data)
 		if errors.Is(err, envelope.ErrKeyDestroyed) && attempt < 3 {
 			continue // replaced while in use; take the new one
 		}
 		return out, err
 	}
+}
+
+// sealReserve is the room that the records of a batch after the current one
+// need, less their wrapped keys, which are known only with the data key.
+type sealReserve struct {
+	bytes   int // partition keys and payloads
+	records int
 }
 
 // checkSize checks a record against MaxRecordSize before its data key is

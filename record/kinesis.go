@@ -96,41 +96,68 @@ func (e *Encryptor) putRecords(ctx context.Context, client PutRecordsAPI, in *ki
 	if failed != nil {
 		return nil, notSent("PutRecords", len(in.Records), failed)
 	}
-	entries := make([]types.PutRecordsRequestEntry, len(in.Records))
+	// One buffer for the batch's envelopes and one for its hash keys, rather
+	// than one of each per record.
+	n := len(in.Records)
+	entries := make([]types.PutRecordsRequestEntry, n)
+	hashKeys := make([]string, n)
+	outboundKey := aws.String(OutboundPartitionKey)
+	var rest sealReserve
+	for _, r := range in.Records {
+		rest.bytes += len(aws.ToString(r.PartitionKey)) + len(r.Data)
+	}
+	rest.records = n
+	var buf []byte // envelopes sealed so far in the current chunk
+	digits := make([]byte, 0, 39*n)
+	hkEnd := make([]int, n) // end of record i's hash key in digits; 0 if the caller set one
 	total := 0
 	var keyErr error // a failure to get a data key: the same for every record
 	for i, r := range in.Records {
 		pk := aws.ToString(r.PartitionKey)
+		rest.bytes -= len(pk) + len(r.Data)
+		rest.records--
 		var err error
-		var env []byte
-		ehk := r.ExplicitHashKey
 		switch {
 		case keyErr != nil:
 			err = keyErr // the data key will not come for this record either
-		case ehk == nil:
-			var h string
-			if h, err = e.hashKey(ctx, b, pk); err != nil {
+		case r.ExplicitHashKey == nil:
+			if digits, err = e.appendHashKey(ctx, digits, b, pk); err != nil {
 				keyErr = err // nor the routing secret
 				break
 			}
-			ehk = &h
+			hkEnd[i] = len(digits)
 			fallthrough
 		default:
-			env, err = e.seal(ctx, nil, b, pk, r.Data, len(OutboundPartitionKey))
-			if err != nil && !errors.Is(err, ErrRecordTooLarge) {
-				keyErr = err // stop asking KMS for the rest of the batch
+			var out []byte
+			out, err = e.seal(ctx, buf[len(buf):], b, pk, r.Data, len(OutboundPartitionKey), rest)
+			if err != nil {
+				if !errors.Is(err, ErrRecordTooLarge) {
+					keyErr = err // stop asking KMS for the rest of the batch
+				}
+				break
 			}
+			env := out[:len(out):len(out)]
+			buf = out[len(out):]
+			entries[i] = types.PutRecordsRequestEntry{
+				Data:            env,
+				PartitionKey:    outboundKey,
+				ExplicitHashKey: r.ExplicitHashKey,
+			}
+			total += len(env) + len(OutboundPartitionKey)
 		}
 		if err != nil {
 			failed = append(failed, RecordError{Index: i, Err: err})
-			continue
 		}
-		entries[i] = types.PutRecordsRequestEntry{
-			Data:            env,
-			PartitionKey:    aws.String(OutboundPartitionKey),
-			ExplicitHashKey: ehk,
+	}
+	if failed == nil {
+		all, start := string(digits), 0
+		for i, end := range hkEnd {
+			if end > 0 {
+				hashKeys[i] = all[start:end]
+				entries[i].ExplicitHashKey = &hashKeys[i]
+				start = end
+			}
 		}
-		total += len(env) + len(OutboundPartitionKey)
 	}
 	if failed == nil && total > e.opts.MaxPutRecordsSize {
 		clear(entries)

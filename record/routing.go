@@ -41,24 +41,24 @@ type routeState struct {
 	expires time.Time
 }
 
-// hashKey returns the ExplicitHashKey of partitionKey on the stream of b:
-// the Kinesis hash key (MD5) of the partition key, or with RoutingKey its
-// HMAC-SHA256 under the stream's routing secret, truncated to 128 bits.
-func (e *Encryptor) hashKey(ctx context.Context, b *binding, partitionKey string) (string, error) {
-	var buf [39]byte
+// appendHashKey appends the ExplicitHashKey of partitionKey on the stream of
+// b to dst: the Kinesis hash key (MD5) of the partition key, or with
+// RoutingKey its HMAC-SHA256 under the stream's routing secret, truncated
+// to 128 bits. It allocates nothing once the routing secret is fetched.
+func (e *Encryptor) appendHashKey(ctx context.Context, dst []byte, b *binding, partitionKey string) ([]byte, error) {
 	if e.opts.RoutingKey == "" {
-		return string(hashkey.Append(buf[:0], partitionKey)), nil
+		return hashkey.Append(dst, partitionKey), nil
 	}
 	pool, err := e.routePool(ctx, b)
 	if err != nil {
-		return "", err
+		return dst, err
 	}
 	m := pool.Get().(*macState)
 	m.h.Reset()
 	m.h.Write(append(m.in[:0], partitionKey...))
-	d := hashkey.AppendDigest(buf[:0], m.h.Sum(m.sum[:0]))
+	dst = hashkey.AppendDigest(dst, m.h.Sum(m.sum[:0]))
 	pool.Put(m)
-	return string(d), nil
+	return dst, nil
 }
 
 // checkRoutingKey makes sure, once per Encryptor, that RoutingKey is an

@@ -21,3 +21,9 @@ func BenchmarkDecimal(b *testing.B) {
 		appendUint128(buf[:0], 0xfedcba9876543210, 0x0123456789abcdef)
 	}
 }
+
+func BenchmarkSumOwn(b *testing.B) {
+	for b.Loop() {
+		sum("user-00012345")
+	}
+}

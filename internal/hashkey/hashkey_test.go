@@ -1,8 +1,11 @@
 package hashkey
 
 import (
+	"crypto/fips140"
+	"crypto/md5"
 	"encoding/hex"
 	"math/big"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -24,6 +27,8 @@ func TestSumRFC1321(t *testing.T) {
 	for _, v := range rfc1321 {
 		d := Sum(v.in)
 		require.Equal(t, v.md5, hex.EncodeToString(d[:]), "%q", v.in)
+		d = sum(v.in)
+		require.Equal(t, v.md5, hex.EncodeToString(d[:]), "own MD5 of %q", v.in)
 	}
 }
 
@@ -45,5 +50,33 @@ func TestAppendUint128Edges(t *testing.T) {
 	for _, v := range []struct{ hi, lo uint64 }{{0, 1}, {0, 9}, {0, 10}, {5, 0}, {1 << 63, 12345}, {0, 1<<64 - 1}} {
 		want := new(big.Int).Add(new(big.Int).Lsh(new(big.Int).SetUint64(v.hi), 64), new(big.Int).SetUint64(v.lo))
 		require.Equal(t, want.String(), string(appendUint128(nil, v.hi, v.lo)))
+	}
+}
+
+func TestAppendUint128Random(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for n := range 20000 {
+		hi, lo := r.Uint64(), r.Uint64()
+		switch n % 4 { // small values too, of every length
+		case 1:
+			hi = 0
+		case 2:
+			hi, lo = 0, lo>>(n%64)
+		case 3:
+			hi >>= n % 64
+		}
+		want := new(big.Int).Add(new(big.Int).Lsh(new(big.Int).SetUint64(hi), 64), new(big.Int).SetUint64(lo))
+		require.Equal(t, want.String(), string(appendUint128(nil, hi, lo)), "%#x %#x", hi, lo)
+	}
+}
+
+func TestOwnMD5MatchesCryptoMD5(t *testing.T) {
+	if fips140.Enforced() {
+		t.Skip("crypto/md5 is unavailable with GODEBUG=fips140=only; TestSumRFC1321 covers Sum there")
+	}
+	var b strings.Builder
+	for n := range 300 { // every padding case, and multi-block inputs
+		require.Equal(t, md5.Sum([]byte(b.String())), sum(b.String()), "%d bytes", n)
+		b.WriteByte(byte(n*7 + 1))
 	}
 }
