@@ -154,7 +154,8 @@ func Handler(dec *record.Decryptor, fn HandlerFunc, optFns ...func(*Options)) Ha
 // with AllowPlaintext has EncryptionType "NONE".
 func DecryptEvent(ctx context.Context, dec *record.Decryptor, ev events.KinesisEvent) (out events.KinesisEvent, failures []events.KinesisBatchItemFailure, err error) {
 	recs, errs := decryptAll(ctx, dec, ev.Records)
-	withheld := map[string]bool{} // shards with a transient failure
+	withheld := map[shard]bool{} // shards with a transient failure
+	out.Records = make([]events.KinesisEventRecord, 0, len(ev.Records))
 	var be *record.BatchError
 	for i, r := range ev.Records {
 		shard := shardOf(r)
@@ -240,12 +241,12 @@ func decryptAll(ctx context.Context, dec *record.Decryptor, records []events.Kin
 // lowest failed sequence number: where Lambda delivers it again from. ok
 // is false when a failure names no record of ev, which makes Lambda retry
 // the whole batch.
-func checkpoints(ev events.KinesisEvent, fails []events.KinesisBatchItemFailure) (cps map[string]string, ok bool) {
-	shardOfSeq := make(map[string]string, len(ev.Records))
+func checkpoints(ev events.KinesisEvent, fails []events.KinesisBatchItemFailure) (cps map[shard]string, ok bool) {
+	shardOfSeq := make(map[string]shard, len(ev.Records))
 	for _, r := range ev.Records {
 		shardOfSeq[r.Kinesis.SequenceNumber] = shardOf(r)
 	}
-	cps = map[string]string{}
+	cps = map[shard]string{}
 	for _, f := range fails {
 		shard, found := shardOfSeq[f.ItemIdentifier]
 		if !found {
@@ -267,11 +268,14 @@ func seqLess(a, b string) bool {
 	return a < b
 }
 
-// shardOf returns the identity of the shard of r: its stream and the shard
+// shard identifies the shard of a record: its event source and the shard
 // ID that starts its event ID ("shardId-000000000000:SEQUENCE").
-func shardOf(r events.KinesisEventRecord) string {
-	shard, _, _ := strings.Cut(r.EventID, ":")
-	return r.EventSourceArn + " " + shard
+type shard struct{ source, id string }
+
+// shardOf returns the shard of r, without allocating.
+func shardOf(r events.KinesisEventRecord) shard {
+	id, _, _ := strings.Cut(r.EventID, ":")
+	return shard{r.EventSourceArn, id}
 }
 
 // streamOf returns the stream ARN of an event source ARN, which may be the
