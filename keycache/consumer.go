@@ -118,24 +118,12 @@ func (c *Consumer) Key(ctx context.Context, wrappedKey []byte, b Binding) (*enve
 	sh := c.shard(wrappedKey)
 	now := c.opts.Now()
 	sh.mu.Lock()
-	e := sh.lookup(wrappedKey, b.AD)
-	if e != nil && e.done == nil {
-		if now.Before(e.expires) {
-			sh.touch(e)
-			key, arn := e.key, e.keyARN
-			sh.mu.Unlock()
-			c.c.hits.add(1)
-			return key, arn, nil
-		}
-		sh.remove(e) // expired
-		e = nil
+	a, e, ok := c.lookupLocked(sh, wrappedKey, b, now)
+	if ok {
+		sh.mu.Unlock()
+		return a.key, a.keyARN, a.err
 	}
 	if e == nil {
-		if err, arn := c.refused.get(wrappedKey, b.AD, now); err != nil {
-			sh.mu.Unlock()
-			c.c.hits.add(1)
-			return nil, arn, err
-		}
 		// A caller that can no longer wait starts no KMS call: the call
 		// would run on in the background for up to CallTimeout, for nobody.
 		if err := ctx.Err(); err != nil {
@@ -182,19 +170,40 @@ func (c *Consumer) Cached(wrappedKey []byte, b Binding) (key *envelope.Key, keyA
 		return nil, "", ErrClosed, true
 	}
 	sh := c.shard(wrappedKey)
-	now := c.opts.Now()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e := sh.lookup(wrappedKey, b.AD); e != nil && e.done == nil && now.Before(e.expires) {
-		sh.touch(e)
-		c.c.hits.add(1)
-		return e.key, e.keyARN, nil, true
+	a, _, ok := c.lookupLocked(sh, wrappedKey, b, c.opts.Now())
+	return a.key, a.keyARN, a.err, ok
+}
+
+// answer is what a consumer holds for a wrapped key: a working key, or a
+// remembered refusal.
+type answer struct {
+	key    *envelope.Key
+	keyARN string
+	err    error
+}
+
+// lookupLocked returns what c holds for wrappedKey and b, and ok, counting
+// a hit; or, with ok false, the call in flight for them if any. It drops an
+// expired key. sh.mu must be held.
+func (c *Consumer) lookupLocked(sh *shard, wrappedKey []byte, b Binding, now time.Time) (a answer, inflight *entry, ok bool) {
+	if e := sh.lookup(wrappedKey, b.AD); e != nil {
+		switch {
+		case e.done != nil:
+			return answer{}, e, false
+		case now.Before(e.expires):
+			sh.touch(e)
+			c.c.hits.add(1)
+			return answer{key: e.key, keyARN: e.keyARN}, nil, true
+		}
+		sh.remove(e) // expired
 	}
 	if err, arn := c.refused.get(wrappedKey, b.AD, now); err != nil {
 		c.c.hits.add(1)
-		return nil, arn, err, true
+		return answer{keyARN: arn, err: err}, nil, true
 	}
-	return nil, "", nil, false
+	return answer{}, nil, false
 }
 
 func (c *Consumer) shard(wrappedKey []byte) *shard {

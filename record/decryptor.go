@@ -88,13 +88,7 @@ func (d *Decryptor) Decrypt(ctx context.Context, stream string, data []byte) (De
 		return Decrypted{}, err
 	}
 	dec, err := d.decrypt(ctx, b, data)
-	if d.tel != nil {
-		if err != nil {
-			countFailure(ctx, d.tel, b.kb.AD, err)
-		} else {
-			d.tel.Decrypted(ctx, b.kb.AD, 1)
-		}
-	}
+	countDecrypt(ctx, d.tel, b.kb.AD, err)
 	return dec, err
 }
 
@@ -171,13 +165,7 @@ func (d *Decryptor) DecryptAppend(ctx context.Context, dst []byte, stream string
 			dec = Decrypted{PartitionKey: string(pt[:n]), Data: pt[n:len(pt):len(pt)], Encrypted: true, KeyARN: arn}
 		}
 	}
-	if d.tel != nil {
-		if err != nil {
-			countFailure(ctx, d.tel, b.kb.AD, err)
-		} else {
-			d.tel.Decrypted(ctx, b.kb.AD, 1)
-		}
-	}
+	countDecrypt(ctx, d.tel, b.kb.AD, err)
 	if err != nil {
 		return dst, Decrypted{}, err
 	}
@@ -264,7 +252,7 @@ func (d *Decryptor) DecryptBatch(ctx context.Context, stream string, data [][]by
 	d.tel.Decrypted(ctx, b.kb.AD, len(data)-failed)
 	if be, ok := err.(*BatchError); ok {
 		for _, f := range be.Failed {
-			countFailure(ctx, d.tel, b.kb.AD, f.Err)
+			countDecrypt(ctx, d.tel, b.kb.AD, f.Err)
 		}
 	}
 	return out, err

@@ -78,14 +78,16 @@ func rejectReason(err error) string {
 	return "kms_refused"
 }
 
-// countFailure counts the failure of one record of stream.
-func countFailure(ctx context.Context, t *telemetry.Telemetry, stream string, err error) {
-	if t == nil {
-		return
-	}
-	if IsPermanent(err) {
+// countDecrypt counts one record of stream: decrypted if err is nil,
+// else rejected or failed.
+func countDecrypt(ctx context.Context, t *telemetry.Telemetry, stream string, err error) {
+	switch {
+	case t == nil:
+	case err == nil:
+		t.Decrypted(ctx, stream, 1)
+	case IsPermanent(err):
 		t.Rejected(ctx, stream, rejectReason(err))
-	} else {
+	default:
 		t.Failed(ctx, stream, 1)
 	}
 }
