@@ -13,29 +13,8 @@ from .awslambda import decrypt_event, lambda_handler, log_reject
 from .decryptor import Decrypted, Decryptor, Result
 from .encryptor import OUTBOUND_PARTITION_KEY, Encrypted, Encryptor, PutResult, explicit_hash_key
 from .envelope import Envelope, Key, is_envelope, open, parse, parse_one, seal
-from .errors import (
-    ClosedError,
-    ConfigError,
-    InvalidPartitionKeyError,
-    InvalidStreamError,
-    KeyNotAllowedError,
-    KMSAccessDeniedError,
-    KMSDisabledError,
-    KMSError,
-    KMSInvalidKeyUsageError,
-    KMSInvalidStateError,
-    KMSNotFoundError,
-    KMSPermanentError,
-    KMSThrottlingError,
-    KMSUnusableKeyError,
-    KsseError,
-    MalformedObjectError,
-    NotEncryptedError,
-    OpenError,
-    RateLimitedError,
-    RecordTooLargeError,
-    is_permanent,
-)
+from . import errors
+from .errors import *  # noqa: F401,F403  (every error type, listed in errors.__all__)
 from .firehose import FirehoseReader
 from .keycache import CacheStats, ConsumerCache, ProducerCache
 from .stream import Stream, firehose_stream, kinesis_stream
@@ -69,25 +48,5 @@ __all__ = [
     "Stream",
     "kinesis_stream",
     "firehose_stream",
-    "KsseError",
-    "OpenError",
-    "MalformedObjectError",
-    "NotEncryptedError",
-    "KeyNotAllowedError",
-    "KMSError",
-    "KMSPermanentError",
-    "KMSAccessDeniedError",
-    "KMSDisabledError",
-    "KMSInvalidStateError",
-    "KMSNotFoundError",
-    "KMSInvalidKeyUsageError",
-    "KMSUnusableKeyError",
-    "KMSThrottlingError",
-    "RateLimitedError",
-    "ConfigError",
-    "InvalidStreamError",
-    "InvalidPartitionKeyError",
-    "RecordTooLargeError",
-    "ClosedError",
-    "is_permanent",
 ]
+__all__ += errors.__all__
