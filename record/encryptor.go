@@ -26,6 +26,8 @@ type Encryptor struct {
 	bind   bindings
 	tel    *telemetry.Telemetry // nil without providers
 
+	cacheOpts keycache.Options // resolved: the clock, TTL and RefreshRetry of routing secrets
+
 	routingChecked atomic.Bool // RoutingKey found to be an HMAC_256 key
 
 	statusMu sync.Mutex
@@ -57,6 +59,7 @@ func NewEncryptor(client kmsiface.Client, keyID string, optFns ...func(*Encrypto
 	co := o.Cache
 	hookKMSCalls(&co, o.MeterProvider, o.TracerProvider, func() *telemetry.Telemetry { return e.tel })
 	e.cache = keycache.NewProducer(client, func(c *keycache.Options) { *c = co })
+	e.cacheOpts = e.cache.Options()
 	var err error
 	if e.tel, err = newTelemetry(o.MeterProvider, o.TracerProvider, "producer", e.cache.Stats); err != nil {
 		e.cache.Close()

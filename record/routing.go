@@ -88,7 +88,7 @@ func (e *Encryptor) checkRoutingKey(ctx context.Context) error {
 // routing secret with one GenerateMac call per TTL.
 func (e *Encryptor) routePool(ctx context.Context, b *binding) (*sync.Pool, error) {
 	r := &b.route
-	co := e.cache.Options()
+	co := &e.cacheOpts
 	if st := r.cur.Load(); st != nil && co.Now().Before(st.expires) {
 		return st.pool, nil
 	}
