@@ -434,7 +434,7 @@ func TestPutFailClosed(t *testing.T) {
 	})
 	var be *record.BatchError
 	require.ErrorAs(t, err, &be)
-	require.ErrorIs(t, err, record.ErrInvalidPartitionKey)
+	require.ErrorIs(t, err, record.ErrInvalidInput)
 	require.ErrorIs(t, err, record.ErrNotSent)
 
 	// Too large once encrypted.

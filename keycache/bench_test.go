@@ -25,7 +25,7 @@ func BenchmarkRotation(b *testing.B) {
 	k := kmstest.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	k.SetLatency(50 * time.Millisecond)
-	p := keycache.NewProducer(k, func(o *keycache.Options) {
+	p := newProducer(b, k, func(o *keycache.ProducerOptions) {
 		o.TTL = 200 * time.Millisecond
 		o.RefreshAhead = 100 * time.Millisecond
 	})

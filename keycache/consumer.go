@@ -28,8 +28,8 @@ const maxShards = 16
 // set, and KMS calls on misses are rate limited. It is safe for concurrent
 // use; see the package documentation.
 type Consumer struct {
-	client   kmsiface.Client
-	opts     Options
+	client   kmsiface.Decrypter
+	opts     ConsumerOptions
 	seed     maphash.Seed
 	perShard int
 	shards   []shard
@@ -69,13 +69,19 @@ type entry struct {
 	expires time.Time
 }
 
-// NewConsumer returns a consumer cache that calls client.Decrypt.
-func NewConsumer(client kmsiface.Client, optFns ...func(*Options)) *Consumer {
-	var o Options
+// NewConsumer returns a consumer cache that calls client.Decrypt. It fails
+// for a nil client or an option out of range.
+func NewConsumer(client kmsiface.Decrypter, optFns ...func(*ConsumerOptions)) (*Consumer, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil KMS client", errOptions)
+	}
+	var o ConsumerOptions
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	o.resolve()
+	if err := o.resolve(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Consumer{client: client, opts: o, seed: maphash.MakeSeed(), ctx: ctx, cancel: cancel}
 	// Each shard holds at most perShard keys, so all hold at most
@@ -93,13 +99,10 @@ func NewConsumer(client kmsiface.Client, optFns ...func(*Options)) *Consumer {
 		}
 	}
 	c.region = clientRegion(client)
-	c.refused.init(o.MaxFailures, min(o.NegativeTTL, o.TTL))
+	c.refused.init(o.MaxFailures, o.NegativeTTL)
 	c.bucket.init(o.DecryptRate, o.DecryptBurst, o.Now())
-	return c
+	return c, nil
 }
-
-// Options returns the resolved options of c.
-func (c *Consumer) Options() Options { return c.opts }
 
 // Key returns the data key wrapped in wrappedKey for binding b, and the ARN
 // of the KMS key that unwrapped it. A cached key, or a remembered refusal,
@@ -239,7 +242,7 @@ func (c *Consumer) decrypt(e *entry) (*envelope.Key, string, error) {
 	start := time.Now()
 	key, arn, err := c.unwrap(e)
 	if c.opts.OnKMSCall != nil {
-		c.opts.OnKMSCall("Decrypt", time.Since(start), err)
+		c.opts.OnKMSCall("Decrypt", time.Since(start), failureClass(err))
 	}
 	return key, arn, err
 }
@@ -362,7 +365,7 @@ func ofOtherKey(err error) bool {
 // about that key rather than the wrapped key.
 func aboutKey(err error) bool {
 	switch kmsiface.ClassOf(err) {
-	case kmsiface.ErrAccessDenied, kmsiface.ErrKeyDisabled, kmsiface.ErrInvalidKeyState, kmsiface.ErrKeyNotFound:
+	case kmsiface.ErrAccessDenied, kmsiface.ErrKeyDisabled, kmsiface.ErrKeyNotFound:
 		return true
 	}
 	return false
@@ -399,7 +402,7 @@ func (c *Consumer) keyIDOf(allowed string) string {
 
 // clientRegion returns the Region of client if it tells it: a *kms.Client
 // or a kmstest.KMS.
-func clientRegion(client kmsiface.Client) string {
+func clientRegion(client kmsiface.Decrypter) string {
 	switch c := client.(type) {
 	case interface{ Options() kms.Options }:
 		return c.Options().Region
@@ -436,36 +439,29 @@ func mrkParts(arn string) (where, keyID string, ok bool) {
 func ptr[T any](v T) *T { return &v }
 
 // Permanent reports whether err, returned by [Consumer.Key], will recur for
-// the same wrapped key and binding: KMS refused it as an invalid
-// ciphertext, or for access, key state, a missing key or key usage, or the
-// key is not allowed. A consumer remembers such refusals for NegativeTTL.
-// Throttling, ErrRateLimited, network and 5xx failures, ErrClosed and an
-// ended context are not permanent.
+// the same wrapped key and binding. A consumer remembers such refusals for
+// NegativeTTL.
+//
+//   - Permanent: the key is not allowed ([ErrNotAllowed]), or KMS refused
+//     the wrapped key as an invalid ciphertext, or for access, key state, a
+//     missing key or key usage.
+//   - Not permanent: throttling, [ErrRateLimited], network and 5xx
+//     failures, [ErrClosed], an ended context, and a refusal of an allowed
+//     key itself, which passes once that key is fixed.
 func Permanent(err error) bool {
 	var ak *allowedKeyError
 	if errors.As(err, &ak) {
 		return false
 	}
-	if errors.Is(err, ErrNotAllowed) || isInvalidCiphertext(err) {
+	if errors.Is(err, ErrNotAllowed) {
 		return true
 	}
 	switch kmsiface.ClassOf(err) {
-	case kmsiface.ErrAccessDenied, kmsiface.ErrKeyDisabled, kmsiface.ErrInvalidKeyState,
-		kmsiface.ErrKeyNotFound, kmsiface.ErrInvalidKey:
+	case kmsiface.ErrAccessDenied, kmsiface.ErrKeyDisabled, kmsiface.ErrKeyNotFound,
+		kmsiface.ErrInvalidKey, kmsiface.ErrInvalidCiphertext:
 		return true
 	}
 	return false
-}
-
-// IsInvalidCiphertext reports whether err is KMS refusing a wrapped key as
-// invalid for the encryption context or key given (InvalidCiphertextException
-// or IncorrectKeyException): a permanent failure of that wrapped key.
-func IsInvalidCiphertext(err error) bool { return isInvalidCiphertext(err) }
-
-func isInvalidCiphertext(err error) bool {
-	var ic *types.InvalidCiphertextException
-	var ik *types.IncorrectKeyException
-	return errors.As(err, &ic) || errors.As(err, &ik)
 }
 
 func (sh *shard) lookup(wk []byte, ad string) *entry {

@@ -24,7 +24,7 @@ import (
 
 // loose makes a consumer trust every KMS key and call KMS at any rate, for
 // the tests that are about neither.
-func loose(o *keycache.Options) { o.InsecureAllowAnyKey = true; o.DecryptRate = -1 }
+func loose(o *keycache.ConsumerOptions) { o.InsecureAllowAnyKey = true; o.DecryptRate = -1 }
 
 // sealed is a record sealed under one data key, and that key's wrapped
 // form, as a consumer finds it on a stream.
@@ -75,9 +75,9 @@ func TestConsumerTTL(t *testing.T) {
 	k := kmstest.New()
 	arn := newKey(k)
 	b := binding("orders")
-	c := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.Now = clk.Now })
+	c := newConsumer(t, k, loose, func(o *keycache.ConsumerOptions) { o.Now = clk.Now })
 	defer c.Close()
-	p := keycache.NewProducer(k, func(o *keycache.Options) { o.Now = clk.Now })
+	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.Now = clk.Now })
 	defer p.Close()
 	pkey, err := p.Key(ctx, arn, b, 1)
 	require.NoError(t, err)
@@ -111,7 +111,7 @@ func TestConsumerTTL(t *testing.T) {
 	// The same wrapped key under another binding is another entry, and
 	// KMS refuses it for that binding's context.
 	_, _, err = c.Key(ctx, pkey.WrappedKey(), binding("payments"))
-	require.True(t, keycache.IsInvalidCiphertext(err), "%v", err)
+	require.True(t, errors.Is(err, kmsiface.ErrInvalidCiphertext), "%v", err)
 	require.Equal(t, 1, c.Stats().Entries, "a refusal is no entry")
 	require.Equal(t, 1, c.Stats().Refusals)
 }
@@ -127,7 +127,7 @@ func TestConsumerCoalescing(t *testing.T) {
 	k.SetLatency(50 * time.Millisecond)
 	for _, distinct := range []int{1, 8} {
 		t.Run(fmt.Sprint(distinct), func(t *testing.T) {
-			c := keycache.NewConsumer(k, loose)
+			c := newConsumer(t, k, loose)
 			defer c.Close()
 			calls := k.Calls("Decrypt")
 			const n = 64
@@ -164,7 +164,7 @@ func TestConsumerCallerContext(t *testing.T) {
 	b := binding("orders")
 	recs := seal(t, k, newKey(k), b, 1)
 	k.SetLatency(200 * time.Millisecond)
-	c := keycache.NewConsumer(k, loose)
+	c := newConsumer(t, k, loose)
 	defer c.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
@@ -192,7 +192,7 @@ func TestConsumerLRU(t *testing.T) {
 	b := binding("orders")
 	recs := seal(t, k, arn, b, 10*maxEntries+1)
 	hot, cold := recs[0], recs[1:]
-	c := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.MaxEntries = maxEntries })
+	c := newConsumer(t, k, loose, func(o *keycache.ConsumerOptions) { o.MaxEntries = maxEntries })
 	defer c.Close()
 
 	var keys []*envelope.Key
@@ -240,7 +240,7 @@ func TestConsumerMaxEntriesBound(t *testing.T) {
 	recs := seal(t, k, arn, b, 400)
 	for _, maxEntries := range []int{1, 10, 20, 100} {
 		t.Run(fmt.Sprint(maxEntries), func(t *testing.T) {
-			c := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.MaxEntries = maxEntries })
+			c := newConsumer(t, k, loose, func(o *keycache.ConsumerOptions) { o.MaxEntries = maxEntries })
 			defer c.Close()
 			for i, r := range recs {
 				_, _, err := c.Key(ctx, r.wk, b)
@@ -262,7 +262,7 @@ func TestConsumerStrict(t *testing.T) {
 	good1, good2 := seal(t, k.KMS, allowed1, b, 1)[0], seal(t, k.KMS, allowed2, b, 1)[0]
 	bad := seal(t, k.KMS, other, b, 1)[0]
 
-	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.AllowedKeyIDs = []string{allowed1, allowed2} })
+	c := newConsumer(t, k, func(o *keycache.ConsumerOptions) { o.AllowedKeyIDs = []string{allowed1, allowed2} })
 	defer c.Close()
 	for _, r := range []sealed{good1, good2} {
 		key, _, err := c.Key(ctx, r.wk, b)
@@ -284,7 +284,7 @@ func TestConsumerStrict(t *testing.T) {
 	// A key ID is not an ARN: the allowlist names keys as KMS reports
 	// them (DecryptOutput.KeyId is always an ARN).
 	keyID := allowed1[len(allowed1)-36:]
-	byID := keycache.NewConsumer(k, func(o *keycache.Options) { o.AllowedKeyIDs = []string{keyID, allowed2} })
+	byID := newConsumer(t, k, func(o *keycache.ConsumerOptions) { o.AllowedKeyIDs = []string{keyID, allowed2} })
 	defer byID.Close()
 	_, _, err := byID.Key(ctx, good1.wk, b)
 	require.ErrorIs(t, err, keycache.ErrNotAllowed)
@@ -293,8 +293,8 @@ func TestConsumerStrict(t *testing.T) {
 	// that KMS itself refuses any other key.
 	var sentKeyIDs []string
 	var mu sync.Mutex
-	one := keycache.NewConsumer(&keyIDRecorder{spyKMS: k, got: &sentKeyIDs, mu: &mu},
-		func(o *keycache.Options) { o.AllowedKeyIDs = []string{allowed1} })
+	one := newConsumer(t, &keyIDRecorder{spyKMS: k, got: &sentKeyIDs, mu: &mu},
+		func(o *keycache.ConsumerOptions) { o.AllowedKeyIDs = []string{allowed1} })
 	defer one.Close()
 	key, keyARN, err := one.Key(ctx, good1.wk, b)
 	require.NoError(t, err)
@@ -337,12 +337,12 @@ func TestConsumerStrictSingleKey(t *testing.T) {
 	allowed, other := newKey(k), newKey(k)
 	b := binding("orders")
 	bad := seal(t, k, other, b, 1)[0]
-	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.AllowedKeyIDs = []string{allowed} })
+	c := newConsumer(t, k, func(o *keycache.ConsumerOptions) { o.AllowedKeyIDs = []string{allowed} })
 	defer c.Close()
 	for range 2 {
 		key, _, err := c.Key(ctx, bad.wk, b)
 		require.ErrorIs(t, err, keycache.ErrNotAllowed)
-		require.False(t, keycache.IsInvalidCiphertext(err) && !errors.Is(err, keycache.ErrNotAllowed))
+		require.False(t, errors.Is(err, kmsiface.ErrInvalidCiphertext) && !errors.Is(err, keycache.ErrNotAllowed))
 		require.Nil(t, key)
 	}
 	st := c.Stats()
@@ -366,13 +366,13 @@ func TestConsumerNegativeCache(t *testing.T) {
 	tampered := bytes.Clone(good.wk)
 	tampered[len(tampered)-1] ^= 1
 
-	c := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.Now = clk.Now })
+	c := newConsumer(t, k, loose, func(o *keycache.ConsumerOptions) { o.Now = clk.Now })
 	defer c.Close()
 	for _, wk := range [][]byte{garbage, tampered} {
 		calls := k.Calls("Decrypt")
 		for range 5 {
 			key, _, err := c.Key(ctx, wk, b)
-			require.True(t, keycache.IsInvalidCiphertext(err), "%v", err)
+			require.True(t, errors.Is(err, kmsiface.ErrInvalidCiphertext), "%v", err)
 			require.Nil(t, key)
 			var ke *kmsiface.Error
 			require.ErrorAs(t, err, &ke)
@@ -388,7 +388,7 @@ func TestConsumerNegativeCache(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, good.open(key))
 	_, _, err = c.Key(ctx, good.wk, binding("payments"))
-	require.True(t, keycache.IsInvalidCiphertext(err))
+	require.True(t, errors.Is(err, kmsiface.ErrInvalidCiphertext))
 	calls := k.Calls("Decrypt")
 
 	// A refusal lives a minute after its last lookup, and at most ten
@@ -396,29 +396,29 @@ func TestConsumerNegativeCache(t *testing.T) {
 	t0 := clk.Now()
 	clk.Advance(time.Minute - time.Nanosecond)
 	_, _, err = c.Key(ctx, garbage, b)
-	require.True(t, keycache.IsInvalidCiphertext(err))
+	require.True(t, errors.Is(err, kmsiface.ErrInvalidCiphertext))
 	require.Equal(t, calls, k.Calls("Decrypt"))
 	clk.Advance(time.Nanosecond)
 	_, _, err = c.Key(ctx, tampered, b)
-	require.True(t, keycache.IsInvalidCiphertext(err))
+	require.True(t, errors.Is(err, kmsiface.ErrInvalidCiphertext))
 	require.Equal(t, calls+1, k.Calls("Decrypt"), "forgotten a minute after it was last looked up")
 	for clk.Now().Sub(t0) < 10*time.Minute-50*time.Second {
 		clk.Advance(50 * time.Second)
 		_, _, err = c.Key(ctx, garbage, b)
-		require.True(t, keycache.IsInvalidCiphertext(err))
+		require.True(t, errors.Is(err, kmsiface.ErrInvalidCiphertext))
 		require.Equal(t, calls+1, k.Calls("Decrypt"), "kept alive by its lookups")
 	}
 	clk.Advance(10*time.Minute - clk.Now().Sub(t0))
 	_, _, err = c.Key(ctx, garbage, b)
-	require.True(t, keycache.IsInvalidCiphertext(err))
+	require.True(t, errors.Is(err, kmsiface.ErrInvalidCiphertext))
 	require.Equal(t, calls+2, k.Calls("Decrypt"), "asked again ten minutes after the refusal")
 
 	// With a TTL under a minute, the TTL bounds the negative entry too.
-	short := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.Now = clk.Now; o.TTL = 10 * time.Second })
+	short := newConsumer(t, k, loose, func(o *keycache.ConsumerOptions) { o.Now = clk.Now; o.TTL = 10 * time.Second })
 	defer short.Close()
 	calls = k.Calls("Decrypt")
 	_, _, err = short.Key(ctx, garbage, b)
-	require.True(t, keycache.IsInvalidCiphertext(err))
+	require.True(t, errors.Is(err, kmsiface.ErrInvalidCiphertext))
 	clk.Advance(10 * time.Second)
 	_, _, _ = short.Key(ctx, garbage, b)
 	require.Equal(t, calls+2, k.Calls("Decrypt"))
@@ -443,7 +443,7 @@ func TestConsumerStats(t *testing.T) {
 	arn := newKey(k)
 	b := binding("orders")
 	recs := seal(t, k, arn, b, 3)
-	c := keycache.NewConsumer(k, loose)
+	c := newConsumer(t, k, loose)
 	defer c.Close()
 	require.Equal(t, keycache.Stats{Failures: map[string]uint64{}}, c.Stats())
 
@@ -486,7 +486,7 @@ func TestConsumerConcurrent(t *testing.T) {
 	k := kmstest.New()
 	b := binding("orders")
 	recs := seal(t, k, newKey(k), b, 200)
-	c := keycache.NewConsumer(k, loose, func(o *keycache.Options) {
+	c := newConsumer(t, k, loose, func(o *keycache.ConsumerOptions) {
 		o.MaxEntries = 32
 		o.Now = clk.Now
 		o.TTL = time.Minute
@@ -531,7 +531,7 @@ func TestConsumerDoneContextStartsNoCall(t *testing.T) {
 	b := binding("orders")
 	arn := newKey(k)
 	recs := seal(t, k, arn, b, 1)
-	c := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.MaxEntries = 16 })
+	c := newConsumer(t, k, loose, func(o *keycache.ConsumerOptions) { o.MaxEntries = 16 })
 	defer c.Close()
 	key, _, err := c.Key(context.Background(), recs[0].wk, b)
 	require.NoError(t, err)
@@ -558,7 +558,7 @@ func TestConsumerBoundAfterCallsInFlight(t *testing.T) {
 	b := binding("orders")
 	recs := seal(t, k, newKey(k), b, 3)
 	k.SetLatency(50 * time.Millisecond)
-	c := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.MaxEntries = 1 })
+	c := newConsumer(t, k, loose, func(o *keycache.ConsumerOptions) { o.MaxEntries = 1 })
 	defer c.Close()
 	var wg sync.WaitGroup
 	for i := range recs {

@@ -24,7 +24,10 @@ func Example() {
 		AD:      "kinesis:orders",
 	}
 
-	producer := keycache.NewProducer(kms)
+	producer, err := keycache.NewProducer(kms)
+	if err != nil {
+		panic(err)
+	}
 	defer producer.Close()
 	var envelopes [][]byte
 	for _, payload := range []string{"first", "second", "third"} {
@@ -39,9 +42,12 @@ func Example() {
 		envelopes = append(envelopes, env)
 	}
 
-	consumer := keycache.NewConsumer(kms, func(o *keycache.Options) {
+	consumer, err := keycache.NewConsumer(kms, func(o *keycache.ConsumerOptions) {
 		o.AllowedKeyIDs = []string{keyARN}
 	})
+	if err != nil {
+		panic(err)
+	}
 	defer consumer.Close()
 	for _, env := range envelopes {
 		e, _, err := envelope.Parse(env)
@@ -70,7 +76,7 @@ func Example() {
 
 // In strict mode a consumer unwraps only data keys of the KMS keys it
 // allows, named by ARN.
-func ExampleOptions_allowedKeyIDs() {
+func ExampleConsumerOptions_allowedKeyIDs() {
 	ctx := context.Background()
 	kms := kmstest.New()
 	_, trusted := kms.CreateKey(kmstypes.KeySpecSymmetricDefault)
@@ -78,11 +84,17 @@ func ExampleOptions_allowedKeyIDs() {
 	_, other := kms.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	b := keycache.Binding{Context: map[string]string{"kinesis:stream": "orders"}, AD: "kinesis:orders"}
 
-	producer := keycache.NewProducer(kms)
+	producer, err := keycache.NewProducer(kms)
+	if err != nil {
+		panic(err)
+	}
 	defer producer.Close()
-	consumer := keycache.NewConsumer(kms, func(o *keycache.Options) {
+	consumer, err := keycache.NewConsumer(kms, func(o *keycache.ConsumerOptions) {
 		o.AllowedKeyIDs = []string{trusted, backup}
 	})
+	if err != nil {
+		panic(err)
+	}
 	defer consumer.Close()
 
 	for _, keyARN := range []string{trusted, other} {
@@ -106,7 +118,10 @@ func ExampleProducer_Stats() {
 	kms := kmstest.New()
 	_, keyARN := kms.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	b := keycache.Binding{Context: map[string]string{"kinesis:stream": "orders"}, AD: "kinesis:orders"}
-	p := keycache.NewProducer(kms)
+	p, err := keycache.NewProducer(kms)
+	if err != nil {
+		panic(err)
+	}
 	defer p.Close()
 	for range 100 {
 		if _, err := p.Key(ctx, keyARN, b, 1024); err != nil {

@@ -76,7 +76,7 @@ func (s *floodSampler) finish() {
 // goroutine behind. The flood runs on 8 goroutines, for MaxEntries 1,000
 // and the default 10,000.
 //
-// The bound that matters is MaxEntries (keycache.Options, or
+// The bound that matters is MaxEntries (keycache.ConsumerOptions, or
 // record.DecryptorOptions.MaxEntries): a cached key takes about 1 KiB, so
 // the default 10,000 holds about 10 MiB whatever the flood. The price of a
 // flood is KMS calls, one per distinct wrapped key. Strict mode does not
@@ -97,14 +97,14 @@ func TestConsumerFlood(t *testing.T) {
 		wrapped[i] = out.CiphertextBlob
 	}
 
-	for _, maxEntries := range []int{1000, keycache.DefaultMaxEntries} {
+	for _, maxEntries := range []int{1000, 10000 /* the default */} {
 		runtime.GC()
 		var base runtime.MemStats
 		runtime.ReadMemStats(&base)
 		goroutines := runtime.NumGoroutine()
 		callsBefore := k.Calls("Decrypt")
 
-		c := keycache.NewConsumer(k, loose, func(o *keycache.Options) { o.MaxEntries = maxEntries })
+		c := newConsumer(t, k, loose, func(o *keycache.ConsumerOptions) { o.MaxEntries = maxEntries })
 		s := startFloodSampler(c)
 		const workers = 8
 		var wg sync.WaitGroup

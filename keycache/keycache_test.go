@@ -166,14 +166,14 @@ func TestFailureClasses(t *testing.T) {
 	_, asymmetric := k.CreateKey(kmstypes.KeySpecRsa2048)
 	throttled := newKey(k)
 
-	p := keycache.NewProducer(k)
+	p := newProducer(t, k)
 	defer p.Close()
 	for _, tc := range []struct {
 		keyID string
 		class error
 	}{
 		{disabled, kmsiface.ErrKeyDisabled},
-		{pending, kmsiface.ErrInvalidKeyState},
+		{pending, kmsiface.ErrKeyDisabled},
 		{denied, kmsiface.ErrAccessDenied},
 		{deleted, kmsiface.ErrKeyNotFound},
 		{"alias/does-not-exist", kmsiface.ErrKeyNotFound},
@@ -211,7 +211,7 @@ func TestFailureClasses(t *testing.T) {
 	for _, name := range []string{"disabled", "pending", "denied", "deleted", "throttled"} {
 		wrapped[name] = wrap(t, k, good, b)
 	}
-	c := keycache.NewConsumer(k, loose)
+	c := newConsumer(t, k, loose)
 	defer c.Close()
 	try := func(name string, class error, failures map[string]uint64) {
 		t.Helper()
@@ -226,7 +226,7 @@ func TestFailureClasses(t *testing.T) {
 	require.NoError(t, k.SetKeyState(good, kmstypes.KeyStateDisabled))
 	try("disabled", kmsiface.ErrKeyDisabled, map[string]uint64{"KeyDisabled": 1})
 	require.NoError(t, k.SetKeyState(good, kmstypes.KeyStatePendingDeletion))
-	try("pending", kmsiface.ErrInvalidKeyState, map[string]uint64{"KeyDisabled": 1, "InvalidKeyState": 1})
+	try("pending", kmsiface.ErrKeyDisabled, map[string]uint64{"KeyDisabled": 1, "InvalidKeyState": 1})
 	require.NoError(t, k.SetKeyState(good, kmstypes.KeyStateEnabled))
 	require.NoError(t, k.DenyAccess(good, "Decrypt"))
 	try("denied", kmsiface.ErrAccessDenied, map[string]uint64{"KeyDisabled": 1, "InvalidKeyState": 1, "AccessDenied": 1})
@@ -258,7 +258,7 @@ func TestProducerClose(t *testing.T) {
 	clk := newClock()
 	k := &spyKMS{KMS: kmstest.New()}
 	arn := newKey(k.KMS)
-	p := keycache.NewProducer(k, func(o *keycache.Options) { o.Now = clk.Now })
+	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.Now = clk.Now })
 	b := binding("orders")
 	key, err := p.Key(ctx, arn, b, 1)
 	require.NoError(t, err)
@@ -295,7 +295,7 @@ func TestConsumerClose(t *testing.T) {
 	arn := newKey(k.KMS)
 	b := binding("orders")
 	wk1, wk2 := wrap(t, k.KMS, arn, b), wrap(t, k.KMS, arn, b)
-	c := keycache.NewConsumer(k, loose)
+	c := newConsumer(t, k, loose)
 	key1, _, err := c.Key(ctx, wk1, b)
 	require.NoError(t, err)
 	env, err := key1.Seal(nil, []byte("pk"), []byte("x"))
@@ -343,7 +343,7 @@ func TestCloseRacesKey(t *testing.T) {
 		arn := newKey(k.KMS)
 		var p *keycache.Producer
 		var armed atomic.Bool
-		p = keycache.NewProducer(k, func(o *keycache.Options) {
+		p = newProducer(t, k, func(o *keycache.ProducerOptions) {
 			o.Now = func() time.Time {
 				if armed.CompareAndSwap(true, false) {
 					require.NoError(t, p.Close())
@@ -363,7 +363,7 @@ func TestCloseRacesKey(t *testing.T) {
 		wk := wrap(t, k.KMS, newKey(k.KMS), b)
 		var c *keycache.Consumer
 		var armed atomic.Bool
-		c = keycache.NewConsumer(k, loose, func(o *keycache.Options) {
+		c = newConsumer(t, k, loose, func(o *keycache.ConsumerOptions) {
 			o.Now = func() time.Time {
 				if armed.CompareAndSwap(true, false) {
 					require.NoError(t, c.Close())
@@ -396,16 +396,32 @@ func (nilKMS) Decrypt(context.Context, *kms.DecryptInput, ...func(*kms.Options))
 // error of class Other, not a panic in a background goroutine.
 func TestNilOutputFromClient(t *testing.T) {
 	ctx := context.Background()
-	p := keycache.NewProducer(nilKMS{})
+	p := newProducer(t, nilKMS{})
 	defer p.Close()
 	_, err := p.Key(ctx, "alias/x", binding("orders"), 1)
 	var ke *kmsiface.Error
 	require.ErrorAs(t, err, &ke)
 	require.ErrorContains(t, err, "no output and no error")
 
-	c := keycache.NewConsumer(nilKMS{}, loose)
+	c := newConsumer(t, nilKMS{}, loose)
 	defer c.Close()
 	_, _, err = c.Key(ctx, []byte("wrapped"), binding("orders"))
 	require.ErrorAs(t, err, &ke)
 	require.ErrorContains(t, err, "no output and no error")
+}
+
+// newProducer is keycache.NewProducer for options that must be valid.
+func newProducer(t testing.TB, client kmsiface.DataKeyGenerator, optFns ...func(*keycache.ProducerOptions)) *keycache.Producer {
+	t.Helper()
+	p, err := keycache.NewProducer(client, optFns...)
+	require.NoError(t, err)
+	return p
+}
+
+// newConsumer is keycache.NewConsumer for options that must be valid.
+func newConsumer(t testing.TB, client kmsiface.Decrypter, optFns ...func(*keycache.ConsumerOptions)) *keycache.Consumer {
+	t.Helper()
+	c, err := keycache.NewConsumer(client, optFns...)
+	require.NoError(t, err)
+	return c
 }

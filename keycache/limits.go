@@ -14,9 +14,9 @@ import (
 )
 
 // ErrRateLimited is returned by a consumer for a cache miss when the KMS
-// Decrypt budget is spent (see [Options].DecryptRate), and by package record
-// for a record whose wrapped key is beyond a batch's bound. No KMS call was
-// made; retrying later may succeed.
+// Decrypt budget is spent (see [ConsumerOptions].DecryptRate). Package
+// record also returns it for a wrapped key beyond a batch's bound. No KMS
+// call was made: retrying later may succeed.
 var ErrRateLimited = errors.New("keycache: KMS Decrypt budget spent; retry later")
 
 // errNoAllowedKeys is the answer of a consumer with no AllowedKeyIDs and no

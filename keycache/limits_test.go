@@ -3,6 +3,7 @@ package keycache_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"runtime"
 	"sync"
 	"testing"
@@ -23,7 +24,7 @@ func TestConsumerTrustsNoKeyByDefault(t *testing.T) {
 	k := kmstest.New()
 	arn := newKey(k)
 	b := binding("orders")
-	c := keycache.NewConsumer(k)
+	c := newConsumer(t, k)
 	defer c.Close()
 	key, _, err := c.Key(context.Background(), wrap(t, k, arn, b), b)
 	require.ErrorIs(t, err, keycache.ErrNotAllowed)
@@ -39,12 +40,12 @@ func TestConsumerTrustsNoKeyByDefault(t *testing.T) {
 // even with MaxEntries 1; refusals stay within MaxFailures.
 func TestRefusalFlood(t *testing.T) {
 	ctx := context.Background()
-	for _, maxFailures := range []int{1000, keycache.DefaultMaxFailures} {
+	for _, maxFailures := range []int{1000, 10000 /* the default */} {
 		k := kmstest.New()
 		arn := newKey(k)
 		b := binding("orders")
 		good := wrap(t, k, arn, b)
-		c := keycache.NewConsumer(k, func(o *keycache.Options) {
+		c := newConsumer(t, k, func(o *keycache.ConsumerOptions) {
 			o.AllowedKeyIDs = []string{arn}
 			o.MaxEntries = 1
 			o.MaxFailures = maxFailures
@@ -99,7 +100,7 @@ func TestDecryptRateLimit(t *testing.T) {
 	k := kmstest.New()
 	arn := newKey(k)
 	b := binding("orders")
-	c := keycache.NewConsumer(k, func(o *keycache.Options) {
+	c := newConsumer(t, k, func(o *keycache.ConsumerOptions) {
 		o.AllowedKeyIDs = []string{arn}
 		o.DecryptRate = 10
 		o.DecryptBurst = 5
@@ -124,9 +125,9 @@ func TestDecryptRateLimit(t *testing.T) {
 	}
 	clk.Advance(100 * time.Millisecond) // one token
 	_, _, err = c.Key(ctx, []byte("forged"), b)
-	require.True(t, keycache.IsInvalidCiphertext(err), "%v", err)
+	require.True(t, errors.Is(err, kmsiface.ErrInvalidCiphertext), "%v", err)
 	_, _, err = c.Key(ctx, []byte("forged"), b)
-	require.True(t, keycache.IsInvalidCiphertext(err), "remembered refusals are free")
+	require.True(t, errors.Is(err, kmsiface.ErrInvalidCiphertext), "remembered refusals are free")
 	_, _, err = c.Key(ctx, wks[5], b)
 	require.ErrorIs(t, err, keycache.ErrRateLimited)
 	clk.Advance(time.Hour) // refills to the burst, not beyond
@@ -145,7 +146,7 @@ func TestConsumerCached(t *testing.T) {
 	k := kmstest.New()
 	arn := newKey(k)
 	b := binding("orders")
-	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.AllowedKeyIDs = []string{arn} })
+	c := newConsumer(t, k, func(o *keycache.ConsumerOptions) { o.AllowedKeyIDs = []string{arn} })
 	defer c.Close()
 	wk := wrap(t, k, arn, b)
 	_, _, _, ok := c.Cached(wk, b)
@@ -166,7 +167,7 @@ func TestConsumerCached(t *testing.T) {
 	key, _, err, ok = c.Cached([]byte("forged"), b)
 	require.True(t, ok)
 	require.Nil(t, key)
-	require.True(t, keycache.IsInvalidCiphertext(err))
+	require.True(t, errors.Is(err, kmsiface.ErrInvalidCiphertext))
 	var ke *kmsiface.Error
 	require.ErrorAs(t, err, &ke)
 	require.Equal(t, int64(2), k.Calls("Decrypt"))
@@ -181,7 +182,7 @@ func TestAllowedKeyRefusalsAreTransient(t *testing.T) {
 	k := kmstest.New()
 	arn := newKey(k)
 	b := binding("orders")
-	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.AllowedKeyIDs = []string{arn} })
+	c := newConsumer(t, k, func(o *keycache.ConsumerOptions) { o.AllowedKeyIDs = []string{arn} })
 	defer c.Close()
 	for _, tc := range []struct {
 		name       string
@@ -189,7 +190,7 @@ func TestAllowedKeyRefusalsAreTransient(t *testing.T) {
 		class      error
 	}{
 		{"disabled", func() error { return k.SetKeyState(arn, kmstypes.KeyStateDisabled) }, func() error { return k.SetKeyState(arn, kmstypes.KeyStateEnabled) }, kmsiface.ErrKeyDisabled},
-		{"pending deletion", func() error { return k.SetKeyState(arn, kmstypes.KeyStatePendingDeletion) }, func() error { return k.SetKeyState(arn, kmstypes.KeyStateEnabled) }, kmsiface.ErrInvalidKeyState},
+		{"pending deletion", func() error { return k.SetKeyState(arn, kmstypes.KeyStatePendingDeletion) }, func() error { return k.SetKeyState(arn, kmstypes.KeyStateEnabled) }, kmsiface.ErrKeyDisabled},
 		{"denied", func() error { return k.DenyAccess(arn, "Decrypt") }, func() error { return k.AllowAccess(arn) }, kmsiface.ErrAccessDenied},
 	} {
 		wk := wrap(t, k, arn, b)
@@ -215,7 +216,7 @@ func TestEveryAllowedKeyPinned(t *testing.T) {
 	b := binding("orders")
 	var sent []string
 	var mu sync.Mutex
-	c := keycache.NewConsumer(&keyIDRecorder{spyKMS: &spyKMS{KMS: k}, got: &sent, mu: &mu}, func(o *keycache.Options) {
+	c := newConsumer(t, &keyIDRecorder{spyKMS: &spyKMS{KMS: k}, got: &sent, mu: &mu}, func(o *keycache.ConsumerOptions) {
 		o.AllowedKeyIDs = []string{k1, k2, k1}
 	})
 	defer c.Close()
@@ -240,7 +241,7 @@ func TestRefusalMemory(t *testing.T) {
 	srv := kmstest.NewServer(k)
 	defer srv.Close()
 	b := binding("orders")
-	c := keycache.NewConsumer(srv.Client(), func(o *keycache.Options) {
+	c := newConsumer(t, srv.Client(), func(o *keycache.ConsumerOptions) {
 		o.AllowedKeyIDs = []string{arn}
 		o.DecryptRate = -1
 	})

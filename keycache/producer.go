@@ -32,8 +32,8 @@ type Binding struct {
 // Producer caches one data key per (KMS key, Binding) for the producing side.
 // It is safe for concurrent use; see the package documentation.
 type Producer struct {
-	client kmsiface.Client
-	opts   Options
+	client kmsiface.DataKeyGenerator
+	opts   ProducerOptions
 
 	mu    sync.Mutex                        // serialises writes of slots
 	slots atomic.Pointer[map[slotKey]*slot] // copy on write
@@ -82,10 +82,6 @@ type dataKey struct {
 // smaller limits are counted exactly, on one shared counter.
 const minStripedLimit = 1 << 20
 
-// ErrRecordTooLarge is returned by Producer.Key for a record larger than
-// MaxBytesPerKey, which no data key could seal.
-var ErrRecordTooLarge = errors.New("keycache: record larger than MaxBytesPerKey")
-
 type call struct {
 	done chan struct{}
 	dk   *dataKey
@@ -93,39 +89,48 @@ type call struct {
 }
 
 // NewProducer returns a producer cache that calls client.GenerateDataKey.
-func NewProducer(client kmsiface.Client, optFns ...func(*Options)) *Producer {
-	var o Options
+// It fails for a nil client or an option out of range.
+func NewProducer(client kmsiface.DataKeyGenerator, optFns ...func(*ProducerOptions)) (*Producer, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil KMS client", errOptions)
+	}
+	var o ProducerOptions
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	o.resolve()
+	if err := o.resolve(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Producer{client: client, opts: o, ctx: ctx, cancel: cancel}
 	m := make(map[slotKey]*slot)
 	p.slots.Store(&m)
-	return p
+	return p, nil
 }
-
-// Options returns the resolved options of p.
-func (p *Producer) Options() Options { return p.opts }
 
 // Key returns the data key to seal one record of n payload bytes for the KMS
 // key keyID (key ID, key ARN, alias name or alias ARN) and binding b.
 //
-// Once the cache is warm, Key returns without waiting on KMS. When no usable
-// key is cached (first use, expired, or retired by MaxRecordsPerKey or
-// MaxBytesPerKey) it waits for one GenerateDataKey call, shared with every
-// other goroutine waiting for the same key, or until ctx is done. A failed
-// KMS call is returned as a *kmsiface.Error. No key is returned when none
-// can be had: callers fail closed.
+// Once the cache is warm, Key returns without waiting on KMS. Otherwise it
+// waits for one GenerateDataKey call, or until ctx is done. The call is
+// shared with every goroutine waiting for the same key. A key is missing
+// on first use, after its TTL, and once MaxRecordsPerKey or MaxBytesPerKey
+// retires it.
+//
+// A failed KMS call is returned as a *kmsiface.Error. No key is returned
+// when none can be had: callers fail closed.
+//
+// Key panics if n exceeds MaxBytesPerKey: no data key could seal such a
+// record. Callers check the size first (package record returns
+// record.ErrRecordTooLarge).
 func (p *Producer) Key(ctx context.Context, keyID string, b Binding, n int) (*envelope.Key, error) {
+	// Checked first: counted against the current key, an oversized record
+	// would retire it, and the loop below would never end.
+	if p.opts.MaxBytesPerKey > 0 && uint64(n) > p.opts.MaxBytesPerKey {
+		panic(fmt.Sprintf("keycache: record of %d bytes, more than MaxBytesPerKey %d", n, p.opts.MaxBytesPerKey))
+	}
 	if p.closed.Load() {
 		return nil, ErrClosed
-	}
-	// Checked first: counted against the current key, an oversized record
-	// would retire it and cost a KMS call per record.
-	if p.opts.MaxBytesPerKey > 0 && uint64(n) > p.opts.MaxBytesPerKey {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, n, p.opts.MaxBytesPerKey)
 	}
 	s := p.slot(keyID, b)
 	now := p.opts.Now()
@@ -155,10 +160,10 @@ func (p *Producer) Key(ctx context.Context, keyID string, b Binding, n int) (*en
 		if c.dk.use(now, n, &p.opts) {
 			return c.dk.key, nil
 		}
-		// Used up by other goroutines already (or expired on arrival):
-		// fetch another. Every new key serves at least one record (a record
-		// larger than MaxBytesPerKey was refused above), so this makes no
-		// more KMS calls than there are records, and ends with ctx.
+		// Used up by other goroutines already, or expired on arrival:
+		// fetch another. Every new key serves at least one record (none is
+		// larger than MaxBytesPerKey), so this makes no more KMS calls than
+		// there are records, and ends with ctx.
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -167,7 +172,7 @@ func (p *Producer) Key(ctx context.Context, keyID string, b Binding, n int) (*en
 
 // use counts one record of n bytes against dk and reports whether dk may
 // seal it.
-func (dk *dataKey) use(now time.Time, n int, o *Options) bool {
+func (dk *dataKey) use(now time.Time, n int, o *ProducerOptions) bool {
 	if dk.exhausted.Load() || !now.Before(dk.expires) {
 		return false
 	}
@@ -319,7 +324,7 @@ func (p *Producer) generate(s *slot) (*dataKey, error) {
 	start := time.Now()
 	dk, err := p.generateKey(s)
 	if p.opts.OnKMSCall != nil {
-		p.opts.OnKMSCall("GenerateDataKey", time.Since(start), err)
+		p.opts.OnKMSCall("GenerateDataKey", time.Since(start), failureClass(err))
 	}
 	return dk, err
 }

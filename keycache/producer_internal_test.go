@@ -20,7 +20,10 @@ func TestRemovedSlotStartsNoCall(t *testing.T) {
 	ctx := context.Background()
 	k := kmstest.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
-	p := NewProducer(k)
+	p, err := NewProducer(k)
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := Binding{Context: map[string]string{"kinesis:stream": "orders"}, AD: "kinesis:orders"}
 
 	s := p.slot(arn, b) // as Key does, before it starts a call

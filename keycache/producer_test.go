@@ -18,7 +18,7 @@ import (
 
 // TestProducerDefaults checks the documented defaults.
 func TestProducerDefaults(t *testing.T) {
-	p := keycache.NewProducer(kmstest.New())
+	p := newProducer(t, kmstest.New())
 	defer p.Close()
 	o := p.Options()
 	require.Equal(t, 5*time.Minute, o.TTL)
@@ -26,9 +26,59 @@ func TestProducerDefaults(t *testing.T) {
 	require.Equal(t, 5*time.Second, o.RefreshRetry)
 	require.Equal(t, uint64(1)<<32, o.MaxRecordsPerKey)
 	require.Zero(t, o.MaxBytesPerKey)
-	require.Equal(t, 10000, o.MaxEntries)
 	require.Equal(t, 30*time.Second, o.CallTimeout)
 	require.NotNil(t, o.Now)
+
+	c := newConsumer(t, kmstest.New())
+	defer c.Close()
+	co := c.Options()
+	require.Equal(t, 5*time.Minute, co.TTL)
+	require.Equal(t, 10000, co.MaxEntries)
+	require.Equal(t, time.Minute, co.NegativeTTL)
+	require.Equal(t, 10000, co.MaxFailures)
+	require.Equal(t, 50.0, co.DecryptRate)
+	require.Equal(t, 256, co.DecryptBurst)
+	require.Equal(t, 30*time.Second, co.CallTimeout)
+	require.NotNil(t, co.Now)
+}
+
+// TestOptionsOutOfRange: a value out of range is an error at construction,
+// never a silent clamp.
+func TestOptionsOutOfRange(t *testing.T) {
+	k := kmstest.New()
+	for name, fn := range map[string]func(*keycache.ProducerOptions){
+		"RefreshAhead = TTL":         func(o *keycache.ProducerOptions) { o.TTL = time.Minute; o.RefreshAhead = time.Minute },
+		"RefreshAhead > default TTL": func(o *keycache.ProducerOptions) { o.RefreshAhead = time.Hour },
+		"negative TTL":               func(o *keycache.ProducerOptions) { o.TTL = -1 },
+		"negative RefreshRetry":      func(o *keycache.ProducerOptions) { o.RefreshRetry = -1 },
+		"negative CallTimeout":       func(o *keycache.ProducerOptions) { o.CallTimeout = -1 },
+	} {
+		p, err := keycache.NewProducer(k, fn)
+		require.Error(t, err, name)
+		require.Nil(t, p, name)
+	}
+	for name, fn := range map[string]func(*keycache.ConsumerOptions){
+		"NegativeTTL > TTL":     func(o *keycache.ConsumerOptions) { o.TTL = 10 * time.Second; o.NegativeTTL = time.Minute },
+		"negative TTL":          func(o *keycache.ConsumerOptions) { o.TTL = -1 },
+		"negative MaxEntries":   func(o *keycache.ConsumerOptions) { o.MaxEntries = -1 },
+		"negative NegativeTTL":  func(o *keycache.ConsumerOptions) { o.NegativeTTL = -1 },
+		"negative MaxFailures":  func(o *keycache.ConsumerOptions) { o.MaxFailures = -1 },
+		"negative DecryptBurst": func(o *keycache.ConsumerOptions) { o.DecryptBurst = -1 },
+		"negative CallTimeout":  func(o *keycache.ConsumerOptions) { o.CallTimeout = -1 },
+	} {
+		c, err := keycache.NewConsumer(k, fn)
+		require.Error(t, err, name)
+		require.Nil(t, c, name)
+	}
+	_, err := keycache.NewProducer(nil)
+	require.Error(t, err)
+	_, err = keycache.NewConsumer(nil)
+	require.Error(t, err)
+
+	// A short TTL shortens the default NegativeTTL with it.
+	c := newConsumer(t, k, func(o *keycache.ConsumerOptions) { o.TTL = 10 * time.Second })
+	defer c.Close()
+	require.Equal(t, 10*time.Second, c.Options().NegativeTTL)
 }
 
 // TestProducerTTL uses a data key without pause and checks that it is
@@ -40,7 +90,7 @@ func TestProducerTTL(t *testing.T) {
 	clk := newClock()
 	k := kmstest.New()
 	arn := newKey(k)
-	p := keycache.NewProducer(k, func(o *keycache.Options) {
+	p := newProducer(t, k, func(o *keycache.ProducerOptions) {
 		o.Now = clk.Now
 		o.RefreshAhead = -1
 	})
@@ -103,7 +153,7 @@ func TestProducerRefreshAhead(t *testing.T) {
 	clk := newClock()
 	k := kmstest.New()
 	arn := newKey(k)
-	p := keycache.NewProducer(k, func(o *keycache.Options) { o.Now = clk.Now })
+	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.Now = clk.Now })
 	defer p.Close()
 	b := binding("orders")
 
@@ -163,7 +213,7 @@ func TestProducerOutage(t *testing.T) {
 	clk := newClock()
 	k := kmstest.New()
 	arn := newKey(k)
-	p := keycache.NewProducer(k, func(o *keycache.Options) { o.Now = clk.Now })
+	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.Now = clk.Now })
 	defer p.Close()
 	b := binding("orders")
 
@@ -218,7 +268,7 @@ func TestProducerFailsClosed(t *testing.T) {
 	arn := newKey(k)
 	// No refresh-ahead: the key is replaced by the first caller after
 	// expiry (TestProducerOutage covers refreshes during an outage).
-	p := keycache.NewProducer(k, func(o *keycache.Options) { o.Now = clk.Now; o.RefreshAhead = -1 })
+	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.Now = clk.Now; o.RefreshAhead = -1 })
 	defer p.Close()
 	b := binding("orders")
 
@@ -269,7 +319,7 @@ func TestProducerCoalescing(t *testing.T) {
 	k := kmstest.New()
 	arn := newKey(k)
 	k.SetLatency(50 * time.Millisecond) // so that they pile up
-	p := keycache.NewProducer(k)
+	p := newProducer(t, k)
 	defer p.Close()
 	b := binding("orders")
 
@@ -304,7 +354,7 @@ func TestProducerCoalescingFailure(t *testing.T) {
 	k := kmstest.New()
 	arn := newKey(k)
 	k.InjectFault("GenerateDataKey", kmstest.Fault{Delay: 50 * time.Millisecond, Code: "ThrottlingException"}, 1)
-	p := keycache.NewProducer(k)
+	p := newProducer(t, k)
 	defer p.Close()
 	b := binding("orders")
 
@@ -336,7 +386,7 @@ func TestProducerCallerContext(t *testing.T) {
 	k := kmstest.New()
 	arn := newKey(k)
 	k.SetLatency(200 * time.Millisecond)
-	p := keycache.NewProducer(k)
+	p := newProducer(t, k)
 	defer p.Close()
 	b := binding("orders")
 
@@ -357,7 +407,7 @@ func TestProducerCallTimeout(t *testing.T) {
 	k := kmstest.New()
 	arn := newKey(k)
 	k.SetLatency(time.Hour)
-	p := keycache.NewProducer(k, func(o *keycache.Options) { o.CallTimeout = 20 * time.Millisecond })
+	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.CallTimeout = 20 * time.Millisecond })
 	defer p.Close()
 	_, err := p.Key(context.Background(), arn, binding("orders"), 1)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
@@ -373,7 +423,7 @@ func TestProducerMaxRecordsPerKey(t *testing.T) {
 	ctx := context.Background()
 	k := kmstest.New()
 	arn := newKey(k)
-	p := keycache.NewProducer(k, func(o *keycache.Options) { o.MaxRecordsPerKey = limit })
+	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.MaxRecordsPerKey = limit })
 	defer p.Close()
 	b := binding("orders")
 
@@ -405,7 +455,7 @@ func TestProducerMaxBytesPerKey(t *testing.T) {
 	ctx := context.Background()
 	k := kmstest.New()
 	arn := newKey(k)
-	p := keycache.NewProducer(k, func(o *keycache.Options) { o.MaxBytesPerKey = limit })
+	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.MaxBytesPerKey = limit })
 	defer p.Close()
 	b := binding("orders")
 
@@ -454,7 +504,7 @@ func TestProducerSmallLimits(t *testing.T) {
 			defer cancel()
 			k := kmstest.New()
 			arn := newKey(k)
-			p := keycache.NewProducer(k, func(o *keycache.Options) {
+			p := newProducer(t, k, func(o *keycache.ProducerOptions) {
 				o.MaxRecordsPerKey = tc.records
 				o.MaxBytesPerKey = tc.bytes
 			})
@@ -474,11 +524,9 @@ func TestProducerSmallLimits(t *testing.T) {
 		defer cancel()
 		k := kmstest.New()
 		arn := newKey(k)
-		p := keycache.NewProducer(k, func(o *keycache.Options) { o.MaxBytesPerKey = 1000 })
+		p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.MaxBytesPerKey = 1000 })
 		defer p.Close()
-		key, err := p.Key(ctx, arn, binding("orders"), 2000)
-		require.ErrorIs(t, err, keycache.ErrRecordTooLarge, "a record that no key may seal")
-		require.Nil(t, key)
+		require.Panics(t, func() { p.Key(ctx, arn, binding("orders"), 2000) }, "a record that no key may seal")
 		require.LessOrEqual(t, k.Calls("GenerateDataKey"), int64(1))
 	})
 }
@@ -502,7 +550,7 @@ func TestProducerContendedLimit(t *testing.T) {
 	k := kmstest.New()
 	arn := newKey(k)
 	k.SetLatency(20 * time.Millisecond) // so that they pile up
-	p := keycache.NewProducer(k, func(o *keycache.Options) { o.MaxRecordsPerKey = 1 })
+	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.MaxRecordsPerKey = 1 })
 	defer p.Close()
 	b := binding("orders")
 
@@ -538,7 +586,7 @@ func producerConcurrent(t *testing.T, maxRecords uint64) {
 	clk := newClock()
 	k := kmstest.New()
 	arn := newKey(k)
-	p := keycache.NewProducer(k, func(o *keycache.Options) {
+	p := newProducer(t, k, func(o *keycache.ProducerOptions) {
 		o.Now = clk.Now
 		o.MaxRecordsPerKey = maxRecords
 		o.TTL = time.Minute
@@ -569,7 +617,7 @@ func producerConcurrent(t *testing.T, maxRecords uint64) {
 	}
 	wg.Wait()
 
-	c := keycache.NewConsumer(k, loose)
+	c := newConsumer(t, k, loose)
 	defer c.Close()
 	wrapped := map[string]int{}
 	for _, g := range envs {
@@ -596,21 +644,20 @@ func producerConcurrent(t *testing.T, maxRecords uint64) {
 }
 
 // TestProducerOversizedRecordKeepsKey: a record over MaxBytesPerKey is
-// refused without counting against the current key, so interleaving such
-// records with normal ones costs no KMS call.
+// refused (a caller bug: Key panics) without counting against the current
+// key, so interleaving such records with normal ones costs no KMS call.
 func TestProducerOversizedRecordKeepsKey(t *testing.T) {
 	const limit = 1 << 20
 	ctx := context.Background()
 	k := kmstest.New()
 	arn := newKey(k)
-	p := keycache.NewProducer(k, func(o *keycache.Options) { o.MaxBytesPerKey = limit })
+	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.MaxBytesPerKey = limit })
 	defer p.Close()
 	b := binding("orders")
 	first, err := p.Key(ctx, arn, b, 100)
 	require.NoError(t, err)
 	for range 10 {
-		_, err := p.Key(ctx, arn, b, limit+1)
-		require.ErrorIs(t, err, keycache.ErrRecordTooLarge)
+		require.Panics(t, func() { p.Key(ctx, arn, b, limit+1) })
 		key, err := p.Key(ctx, arn, b, 100)
 		require.NoError(t, err)
 		require.Same(t, first, key)
@@ -626,7 +673,7 @@ func TestProducerDropsIdleSlots(t *testing.T) {
 	clk := newClock()
 	k := kmstest.New()
 	arn := newKey(k)
-	p := keycache.NewProducer(k, func(o *keycache.Options) { o.Now = clk.Now })
+	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.Now = clk.Now })
 	defer p.Close()
 	for i := range 200 {
 		_, err := p.Key(ctx, arn, binding(fmt.Sprint("stream-", i)), 1)

@@ -41,9 +41,9 @@ func TestPrintsRedacted(t *testing.T) {
 	k := &keyRecorder{KMS: kmstest.New()}
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	b := keycache.Binding{Context: map[string]string{"kinesis:stream": "orders"}, AD: "kinesis:orders"}
-	p := keycache.NewProducer(k)
+	p := newProducer(t, k)
 	defer p.Close()
-	c := keycache.NewConsumer(k, func(o *keycache.Options) { o.AllowedKeyIDs = []string{arn} })
+	c := newConsumer(t, k, func(o *keycache.ConsumerOptions) { o.AllowedKeyIDs = []string{arn} })
 	defer c.Close()
 	key, err := p.Key(ctx, arn, b, 10)
 	if err != nil {

@@ -3,8 +3,11 @@ package keycache
 import (
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/aws/smithy-go"
 
 	"github.com/ksse-go/ksse/kmsiface"
 )
@@ -25,45 +28,49 @@ type Stats struct {
 	// RateLimited counts consumer misses refused by the Decrypt rate limit.
 	RateLimited uint64
 	// Refusals is the number of permanent KMS refusals a consumer
-	// remembers now (see Options.NegativeTTL).
+	// remembers now (see ConsumerOptions.NegativeTTL).
 	Refusals int
 }
 
-// ErrNotAllowed is returned by a consumer in strict mode for a wrapped key
-// of a KMS key that is not in [Options].AllowedKeyIDs.
+// ErrNotAllowed is returned by a consumer for a wrapped key of a KMS key
+// that is not in [ConsumerOptions].AllowedKeyIDs.
 var ErrNotAllowed = errors.New("keycache: KMS key not in the allowed list")
 
-// errInvalidCiphertext classifies a wrapped key that KMS cannot decrypt.
-var errInvalidCiphertext = errors.New("kms: invalid ciphertext")
-
-// FailureClass names the class of a KMS failure as Stats.Failures counts
-// it: "AccessDenied", "KeyDisabled", "InvalidKeyState", "KeyNotFound",
-// "Throttling", "OptInRequired", "InvalidKey", "NotAllowed",
-// "InvalidCiphertext" or "Other".
-func FailureClass(err error) string { return failureClass(err) }
-
+// failureClass names the failure err as Stats.Failures counts it, or ""
+// for nil. The names follow kmsiface's classes, split a little finer for
+// the counters: a key disabled and a key in another unusable state are one
+// class there, two names here, as in Kinesis.
 func failureClass(err error) string {
+	if err == nil {
+		return ""
+	}
 	switch c := kmsiface.ClassOf(err); {
 	case c == kmsiface.ErrAccessDenied:
 		return "AccessDenied"
+	case c == kmsiface.ErrKeyDisabled && apiCode(err, "KMSInvalidStateException"):
+		return "InvalidKeyState"
 	case c == kmsiface.ErrKeyDisabled:
 		return "KeyDisabled"
-	case c == kmsiface.ErrInvalidKeyState:
-		return "InvalidKeyState"
 	case c == kmsiface.ErrKeyNotFound:
 		return "KeyNotFound"
 	case c == kmsiface.ErrThrottling:
 		return "Throttling"
-	case c == kmsiface.ErrOptInRequired:
-		return "OptInRequired"
 	case c == kmsiface.ErrInvalidKey:
 		return "InvalidKey"
+	case c == kmsiface.ErrInvalidCiphertext:
+		return "InvalidCiphertext"
 	case errors.Is(err, ErrNotAllowed):
 		return "NotAllowed"
-	case isInvalidCiphertext(err):
-		return "InvalidCiphertext"
+	case apiCode(err, "OptInRequired", "SubscriptionRequiredException", "KMSOptInRequired"):
+		return "OptInRequired"
 	}
 	return "Other"
+}
+
+// apiCode reports whether err carries an API error with one of codes.
+func apiCode(err error, codes ...string) bool {
+	var api smithy.APIError
+	return errors.As(err, &api) && slices.Contains(codes, api.ErrorCode())
 }
 
 // counters are the slow-path counters, shared by producer and consumer.

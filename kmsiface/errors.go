@@ -8,42 +8,40 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// The error classes of Kinesis server-side encryption. An error returned by
-// ksse for a failed KMS call matches at most one of them with errors.Is; an
-// error that matches none is some other failure (network, 5xx, a canceled
-// context), still wrapped with its cause.
+// The classes of KMS failures, one per failure that a caller handles
+// differently. A failed KMS call returned by ksse matches at most one of
+// them with errors.Is. One that matches none is some other failure: a
+// network error, a 5xx, a canceled context. Its cause is still wrapped.
 var (
 	// ErrAccessDenied: the caller's credentials may not use the key
 	// (Kinesis: KMSAccessDeniedException).
-	ErrAccessDenied = errors.New("kms: access denied")
-	// ErrKeyDisabled: the key is disabled (Kinesis: KMSDisabledException).
-	ErrKeyDisabled = errors.New("kms: key disabled")
-	// ErrInvalidKeyState: the key is in a state that does not allow the
-	// request, such as pending deletion (Kinesis: KMSInvalidStateException).
-	ErrInvalidKeyState = errors.New("kms: invalid key state")
+	ErrAccessDenied = errors.New("kmsiface: access denied")
+	// ErrKeyDisabled: the key is disabled, or in another state that does
+	// not allow the request, such as pending deletion (Kinesis:
+	// KMSDisabledException, KMSInvalidStateException).
+	ErrKeyDisabled = errors.New("kmsiface: key disabled or not in a usable state")
 	// ErrKeyNotFound: the key does not exist (Kinesis: KMSNotFoundException).
-	ErrKeyNotFound = errors.New("kms: key not found")
+	ErrKeyNotFound = errors.New("kmsiface: key not found")
 	// ErrThrottling: the request was throttled (Kinesis:
 	// KMSThrottlingException). Retrying later may succeed.
-	ErrThrottling = errors.New("kms: throttled")
-	// ErrOptInRequired: the account is not subscribed to KMS (Kinesis:
-	// KMSOptInRequired).
-	ErrOptInRequired = errors.New("kms: opt-in required")
-	// ErrInvalidKey: the key cannot be used to wrap data keys, for example an
+	ErrThrottling = errors.New("kmsiface: throttled")
+	// ErrInvalidKey: the key cannot wrap data keys, for example an
 	// asymmetric or HMAC key (KMS: InvalidKeyUsageException, or a key spec
 	// other than SYMMETRIC_DEFAULT).
-	ErrInvalidKey = errors.New("kms: key cannot be used for envelope encryption")
+	ErrInvalidKey = errors.New("kmsiface: key cannot be used for envelope encryption")
+	// ErrInvalidCiphertext: KMS refused a wrapped key for the encryption
+	// context or key given (KMS: InvalidCiphertextException,
+	// IncorrectKeyException). The wrapped key will never unwrap there.
+	ErrInvalidCiphertext = errors.New("kmsiface: invalid ciphertext")
 )
 
-// Error is a failed KMS call. Class is one of the Err* values of this
-// package, or nil when the failure fits none of them; Err is the error
-// returned by the client. Error matches Class with errors.Is and unwraps to
-// Err, so callers can also reach the SDK's typed exceptions with errors.As.
+// Error is a failed KMS call. It matches Class with errors.Is and unwraps
+// to Err, so callers also reach the SDK's typed exceptions with errors.As.
 type Error struct {
-	// Op is the KMS operation: "GenerateDataKey", "Decrypt" or
-	// "DescribeKey".
+	// Op is the KMS operation, such as "GenerateDataKey" or "Decrypt".
 	Op string
-	// Class is one of the Err* values of this package, or nil.
+	// Class is one of the Err* values of this package, or nil when the
+	// failure fits none.
 	Class error
 	// Err is the error the client returned.
 	Err error
@@ -57,8 +55,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %v", e.Op, e.Err)
 }
 
-// Unwrap returns both the class and the cause, so that errors.Is matches
-// either of them.
+// Unwrap returns the class and the cause, so errors.Is matches either.
 func (e *Error) Unwrap() []error {
 	if e.Class != nil {
 		return []error{e.Class, e.Err}
@@ -66,9 +63,11 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Err}
 }
 
-// Classify wraps err, returned by the KMS operation op, in an *Error with its
-// class. It returns nil for a nil err, and err unchanged when it already is an
-// *Error.
+// Classify wraps err, returned by the KMS operation op, in an *Error with
+// its class.
+//
+//   - A nil err gives nil.
+//   - An err that already is an *Error is returned unchanged.
 func Classify(op string, err error) error {
 	if err == nil {
 		return nil
@@ -91,20 +90,22 @@ func ClassOf(err error) error {
 
 func classOf(err error) error {
 	var (
-		disabled *types.DisabledException
-		state    *types.KMSInvalidStateException
-		notFound *types.NotFoundException
-		usage    *types.InvalidKeyUsageException
+		disabled   *types.DisabledException
+		state      *types.KMSInvalidStateException
+		notFound   *types.NotFoundException
+		usage      *types.InvalidKeyUsageException
+		ciphertext *types.InvalidCiphertextException
+		incorrect  *types.IncorrectKeyException
 	)
 	switch {
-	case errors.As(err, &disabled):
+	case errors.As(err, &disabled), errors.As(err, &state):
 		return ErrKeyDisabled
-	case errors.As(err, &state):
-		return ErrInvalidKeyState
 	case errors.As(err, &notFound):
 		return ErrKeyNotFound
 	case errors.As(err, &usage):
 		return ErrInvalidKey
+	case errors.As(err, &ciphertext), errors.As(err, &incorrect):
+		return ErrInvalidCiphertext
 	}
 	// Exceptions that the KMS model does not declare as types.
 	var api smithy.APIError
@@ -115,12 +116,8 @@ func classOf(err error) error {
 		case "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
 			"RequestLimitExceeded", "KMSThrottlingException":
 			return ErrThrottling
-		case "OptInRequired", "SubscriptionRequiredException", "KMSOptInRequired":
-			return ErrOptInRequired
-		case "DisabledException", "KMSDisabledException":
+		case "DisabledException", "KMSDisabledException", "KMSInvalidStateException":
 			return ErrKeyDisabled
-		case "KMSInvalidStateException":
-			return ErrInvalidKeyState
 		case "NotFoundException", "KMSNotFoundException":
 			return ErrKeyNotFound
 		}

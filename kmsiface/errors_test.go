@@ -9,7 +9,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/kmsiface"
+	"github.com/ksse-go/ksse/kmstest"
 )
+
+// The in-memory KMS of kmstest satisfies every interface but MACGenerator.
+var _ kmsiface.Client = (*kmstest.KMS)(nil)
+
+// TestErrorPrefix: every class names its package.
+func TestErrorPrefix(t *testing.T) {
+	for _, err := range []error{kmsiface.ErrAccessDenied, kmsiface.ErrKeyDisabled, kmsiface.ErrKeyNotFound,
+		kmsiface.ErrThrottling, kmsiface.ErrInvalidKey, kmsiface.ErrInvalidCiphertext} {
+		require.Regexp(t, "^kmsiface: ", err.Error())
+	}
+}
 
 func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
@@ -17,12 +29,14 @@ func TestClassify(t *testing.T) {
 		want error
 	}{
 		{&types.DisabledException{}, kmsiface.ErrKeyDisabled},
-		{&types.KMSInvalidStateException{}, kmsiface.ErrInvalidKeyState},
+		{&types.KMSInvalidStateException{}, kmsiface.ErrKeyDisabled},
 		{&types.NotFoundException{}, kmsiface.ErrKeyNotFound},
 		{&types.InvalidKeyUsageException{}, kmsiface.ErrInvalidKey},
 		{&smithy.GenericAPIError{Code: "AccessDeniedException"}, kmsiface.ErrAccessDenied},
 		{&smithy.GenericAPIError{Code: "ThrottlingException"}, kmsiface.ErrThrottling},
-		{&smithy.GenericAPIError{Code: "OptInRequired"}, kmsiface.ErrOptInRequired},
+		{&types.InvalidCiphertextException{}, kmsiface.ErrInvalidCiphertext},
+		{&types.IncorrectKeyException{}, kmsiface.ErrInvalidCiphertext},
+		{&smithy.GenericAPIError{Code: "OptInRequired"}, nil},
 		{&smithy.GenericAPIError{Code: "InternalFailure"}, nil},
 		{errors.New("connection reset"), nil},
 	} {

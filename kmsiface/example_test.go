@@ -22,5 +22,5 @@ func ExampleClassify() {
 	// Output:
 	// true
 	// true
-	// kms: key disabled
+	// kmsiface: key disabled or not in a usable state
 }

@@ -83,7 +83,7 @@ func ExampleServer() {
 	// Output:
 	// data key bytes: 32
 	// typed: true
-	// class: kms: key disabled
+	// class: kmsiface: key disabled or not in a usable state
 }
 
 // Faults test how code copes with KMS failures. Here the SDK's retryer
@@ -118,7 +118,7 @@ func ExampleKMS_InjectFault() {
 	// Output:
 	// error: <nil> calls: 3
 	// gave up: true calls: 6
-	// class: kms: throttled
+	// class: kmsiface: throttled
 }
 
 // Latency makes the cryptographic operations slow, to test timeouts and

@@ -48,7 +48,7 @@ func TestEncryptAppendDecryptAppend(t *testing.T) {
 
 	// Failure: dst comes back unchanged.
 	out, bad, err := enc.EncryptAppend(ctx, buf, "s", "", []byte("x"))
-	require.ErrorIs(t, err, record.ErrInvalidPartitionKey)
+	require.ErrorIs(t, err, record.ErrInvalidInput)
 	require.Equal(t, buf, out)
 	require.Zero(t, bad)
 

@@ -37,9 +37,9 @@ import (
 //	ARN of firehose / deliverystream resource      record.ErrInvalidStream      is not a kinesis ARN
 //	ARN with too few parts                         record.ErrInvalidStream      is not a kinesis ARN
 //	ARN with empty, too long or "/" name           record.ErrInvalidStream      want 1 to 128
-//	partition key ""                               record.ErrInvalidPartitionKey empty
-//	partition key of 257 characters                record.ErrInvalidPartitionKey 257 characters, more than 256
-//	partition key "\xff" (not UTF-8)               record.ErrInvalidPartitionKey not valid UTF-8
+//	partition key ""                               record.ErrInvalidInput       empty
+//	partition key of 257 characters                record.ErrInvalidInput       257 characters, more than 256
+//	partition key "\xff" (not UTF-8)               record.ErrInvalidInput       not valid UTF-8
 //	partition key of 256 4-byte characters         valid
 //	payload over the stream limit (1 MiB)          record.ErrRecordTooLarge     limit 1048576
 //	payload over MaxRecordSize = 10 MiB            record.ErrRecordTooLarge     limit 10485760
@@ -51,7 +51,7 @@ import (
 //	PutRecords(nil client) / (nil input)           record.ErrInvalidInput       nil client or input
 //	PutRecords with 0 / 501 entries                record.ErrInvalidInput       records, want 1 to 500
 //	PutRecords without stream name or ARN          record.ErrInvalidStream      want 1 to 128
-//	PutRecords entry with nil partition key        record.ErrInvalidPartitionKey (and the others record.ErrNotSent)
+//	PutRecords entry with nil partition key        record.ErrInvalidInput       (and the others record.ErrNotSent)
 //	PutRecords over 5 MiB in total                 record.ErrRecordTooLarge     request of
 //	PutRecord(nil client) / (nil input)            record.ErrInvalidInput       nil client or input
 //	Seal / Open with the zero Stream               record.ErrInvalidStream      zero Stream
@@ -211,10 +211,10 @@ func TestBadInput(t *testing.T) {
 		{`ARN with name "a/b"`, encrypt(env.enc, arnPrefix+"stream/a/b", "pk", nil), record.ErrInvalidStream, "want 1 to 128"},
 		{"ARN in another partition", encrypt(env.enc, "arn:aws-cn:kinesis:cn-north-1:111122223333:stream/s", "pk", nil), nil, ""},
 
-		{`partition key ""`, encrypt(env.enc, "s", "", nil), record.ErrInvalidPartitionKey, "empty"},
-		{"partition key of 257 characters", encrypt(env.enc, "s", strings.Repeat("é", 257), nil), record.ErrInvalidPartitionKey,
+		{`partition key ""`, encrypt(env.enc, "s", "", nil), record.ErrInvalidInput, "empty"},
+		{"partition key of 257 characters", encrypt(env.enc, "s", strings.Repeat("é", 257), nil), record.ErrInvalidInput,
 			"257 characters, more than 256"},
-		{`partition key "\xff"`, encrypt(env.enc, "s", "\xff", nil), record.ErrInvalidPartitionKey, "not valid UTF-8"},
+		{`partition key "\xff"`, encrypt(env.enc, "s", "\xff", nil), record.ErrInvalidInput, "not valid UTF-8"},
 		{"partition key of 256 4-byte characters", encrypt(env.enc, "s", strings.Repeat("🛒", 256), nil), nil, ""},
 
 		{"payload of 1 MiB (stream limit 1 MiB)", encrypt(env.enc, "s", "pk", make([]byte, 1<<20)), record.ErrRecordTooLarge, "limit 1048576"},
@@ -245,7 +245,7 @@ func TestBadInput(t *testing.T) {
 		{"PutRecords with 500 entries", put(&kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: entries(500, pk, 1)}), nil, ""},
 		{"PutRecords without stream", put(&kinesis.PutRecordsInput{Records: entries(1, pk, 1)}), record.ErrInvalidStream, "want 1 to 128"},
 		{"PutRecords entry with nil partition key", put(&kinesis.PutRecordsInput{StreamName: aws.String("s"),
-			Records: append(entries(1, pk, 1), entries(1, nil, 1)...)}), record.ErrInvalidPartitionKey, "record 1: record: invalid partition key: empty"},
+			Records: append(entries(1, pk, 1), entries(1, nil, 1)...)}), record.ErrInvalidInput, "record 1: record: invalid input: invalid partition key: empty"},
 		{"PutRecords entry with nil data", put(&kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: entries(2, pk, 0)}), nil, ""},
 		{"PutRecords of 6 × 1,000,000 bytes", put(&kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: entries(6, pk, 1_000_000)}),
 			record.ErrRecordTooLarge, "request of"},
@@ -359,7 +359,7 @@ func TestBadInputNeverPanics(t *testing.T) {
 	good, err := env.enc.Encrypt(ctx, "orders", "pk", []byte("payload"))
 	require.NoError(t, err)
 
-	known := []error{record.ErrInvalidStream, record.ErrInvalidPartitionKey, record.ErrRecordTooLarge,
+	known := []error{record.ErrInvalidStream, record.ErrInvalidInput, record.ErrRecordTooLarge,
 		record.ErrNotEncrypted, envelope.ErrOpen}
 	isKnown := func(err error) bool {
 		for _, k := range known {

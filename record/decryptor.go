@@ -33,7 +33,7 @@ type Decryptor struct {
 //	dec, err := record.NewDecryptor(kms.NewFromConfig(cfg), func(o *record.DecryptorOptions) {
 //		o.AllowedKeys = []string{"arn:aws:kms:us-east-1:111122223333:key/1234abcd-…"}
 //	})
-func NewDecryptor(client kmsiface.Client, optFns ...func(*DecryptorOptions)) (*Decryptor, error) {
+func NewDecryptor(client kmsiface.Decrypter, optFns ...func(*DecryptorOptions)) (*Decryptor, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil KMS client", ErrInvalidInput)
 	}
@@ -45,11 +45,13 @@ func NewDecryptor(client kmsiface.Client, optFns ...func(*DecryptorOptions)) (*D
 		return nil, err
 	}
 	d := &Decryptor{opts: o}
-	var co keycache.Options
+	var co keycache.ConsumerOptions
 	o.cacheOptions(&co)
-	hookKMSCalls(&co, o.MeterProvider, o.TracerProvider, func() *telemetry.Telemetry { return d.tel })
-	d.cache = keycache.NewConsumer(client, func(c *keycache.Options) { *c = co })
+	co.OnKMSCall = kmsCallHook(o.MeterProvider, o.TracerProvider, func() *telemetry.Telemetry { return d.tel })
 	var err error
+	if d.cache, err = keycache.NewConsumer(client, func(c *keycache.ConsumerOptions) { *c = co }); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
 	if d.tel, err = newTelemetry(o.MeterProvider, o.TracerProvider, "consumer", d.cache.Stats); err != nil {
 		d.cache.Close()
 		return nil, err
@@ -218,7 +220,7 @@ func (d *Decryptor) unwrap(ctx context.Context, b *binding, wk []byte) (*envelop
 // (tampered, or moved from another stream) into what it is to the caller:
 // one more authentication failure.
 func authFailure(err error) error {
-	if err != nil && keycache.IsInvalidCiphertext(err) {
+	if errors.Is(err, kmsiface.ErrInvalidCiphertext) {
 		return envelope.ErrOpen
 	}
 	return err

@@ -18,26 +18,30 @@ import (
 // Encryptor encrypts records for the producing side. Create one with
 // [NewEncryptor] and share it; it is safe for concurrent use.
 type Encryptor struct {
-	client kmsiface.Client
-	mac    kmsiface.MACClient // for RoutingKey
-	cache  *keycache.Producer
-	keyID  atomic.Pointer[string]
-	opts   EncryptorOptions
-	bind   bindings
-	tel    *telemetry.Telemetry // nil without providers
-
-	cacheOpts keycache.Options // resolved: the clock, TTL and RefreshRetry of routing secrets
+	cache *keycache.Producer
+	desc  kmsiface.KeyDescriber // for SetKeyID and RoutingKey; nil if the client has no DescribeKey
+	mac   kmsiface.MACGenerator // for RoutingKey
+	keyID atomic.Pointer[string]
+	opts  EncryptorOptions
+	bind  bindings
+	tel   *telemetry.Telemetry // nil without providers
 
 	routingChecked atomic.Bool // RoutingKey found to be an HMAC_256 key
 
-	statusMu sync.Mutex
-	status   KeyStatus
+	switchMu sync.Mutex // serialises SetKeyID
 }
 
 // NewEncryptor returns an Encryptor that seals records under data keys of
 // the KMS key keyID (key ID, key ARN, alias name or alias ARN), fetched with
 // client.GenerateDataKey. The key is not contacted until the first record.
-func NewEncryptor(client kmsiface.Client, keyID string, optFns ...func(*EncryptorOptions)) (*Encryptor, error) {
+//
+// The client needs only GenerateDataKey, with two exceptions:
+//
+//   - [Encryptor.SetKeyID] also needs DescribeKey.
+//   - RoutingKey also needs DescribeKey and GenerateMac.
+//
+// *kms.Client has all three.
+func NewEncryptor(client kmsiface.DataKeyGenerator, keyID string, optFns ...func(*EncryptorOptions)) (*Encryptor, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil KMS client", ErrInvalidInput)
 	}
@@ -51,22 +55,24 @@ func NewEncryptor(client kmsiface.Client, keyID string, optFns ...func(*Encrypto
 	if err := o.resolve(); err != nil {
 		return nil, err
 	}
-	mac, ok := client.(kmsiface.MACClient)
-	if o.RoutingKey != "" && !ok {
-		return nil, fmt.Errorf("%w: RoutingKey needs a KMS client with GenerateMac, such as *kms.Client", ErrInvalidInput)
+	desc, _ := client.(kmsiface.KeyDescriber)
+	mac, _ := client.(kmsiface.MACGenerator)
+	if o.RoutingKey != "" && (mac == nil || desc == nil) {
+		return nil, fmt.Errorf("%w: RoutingKey needs a KMS client with GenerateMac and DescribeKey, such as *kms.Client", ErrInvalidInput)
 	}
-	e := &Encryptor{client: client, mac: mac, opts: o}
-	co := o.Cache
-	hookKMSCalls(&co, o.MeterProvider, o.TracerProvider, func() *telemetry.Telemetry { return e.tel })
-	e.cache = keycache.NewProducer(client, func(c *keycache.Options) { *c = co })
-	e.cacheOpts = e.cache.Options()
+	e := &Encryptor{desc: desc, mac: mac, opts: o}
+	var co keycache.ProducerOptions
+	o.cacheOptions(&co)
+	co.OnKMSCall = kmsCallHook(o.MeterProvider, o.TracerProvider, func() *telemetry.Telemetry { return e.tel })
 	var err error
+	if e.cache, err = keycache.NewProducer(client, func(c *keycache.ProducerOptions) { *c = co }); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
 	if e.tel, err = newTelemetry(o.MeterProvider, o.TracerProvider, "producer", e.cache.Stats); err != nil {
 		e.cache.Close()
 		return nil, err
 	}
 	e.keyID.Store(&keyID)
-	e.status = KeyStatus{State: KeyEnabled, KeyID: keyID}
 	return e, nil
 }
 
@@ -178,14 +184,16 @@ type sealReserve struct {
 	records int
 }
 
-// checkSize checks a record against MaxRecordSize before its data key is
-// known, counting the smallest wrapped key (one byte), and its payload
-// against the key cache's MaxBytesPerKey, which no data key could seal.
+// checkSize checks a record before its data key is known:
+//
+//   - against MaxRecordSize, counting the smallest wrapped key (one byte);
+//   - its payload against MaxBytesPerKey, which no data key could seal.
+//     This is the one check of that limit: the key cache panics without it.
 func (e *Encryptor) checkSize(partitionKey string, data []byte, overhead int) error {
 	if size := envelope.Overhead + len(partitionKey) + len(data) + 1 + overhead; size > e.opts.MaxRecordSize {
 		return fmt.Errorf("%w: %d bytes encrypted, limit %d", ErrRecordTooLarge, size, e.opts.MaxRecordSize)
 	}
-	if limit := e.opts.Cache.MaxBytesPerKey; limit > 0 && uint64(len(data)) > limit {
+	if limit := e.opts.MaxBytesPerKey; limit > 0 && uint64(len(data)) > limit {
 		return fmt.Errorf("%w: %d bytes of payload, MaxBytesPerKey %d", ErrRecordTooLarge, len(data), limit)
 	}
 	return nil
@@ -204,13 +212,13 @@ func (e *Encryptor) Close() error {
 // checkPartitionKey applies the Kinesis rule: 1 to 256 Unicode characters.
 func checkPartitionKey(pk string) error {
 	if pk == "" {
-		return fmt.Errorf("%w: empty", ErrInvalidPartitionKey)
+		return fmt.Errorf("%w: invalid partition key: empty", ErrInvalidInput)
 	}
 	if !utf8.ValidString(pk) {
-		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidPartitionKey)
+		return fmt.Errorf("%w: invalid partition key: not valid UTF-8", ErrInvalidInput)
 	}
 	if n := utf8.RuneCountInString(pk); n > MaxPartitionKeyLength {
-		return fmt.Errorf("%w: %d characters, more than %d", ErrInvalidPartitionKey, n, MaxPartitionKeyLength)
+		return fmt.Errorf("%w: invalid partition key: %d characters, more than %d", ErrInvalidInput, n, MaxPartitionKeyLength)
 	}
 	return nil
 }

@@ -6,20 +6,26 @@ import (
 	"strings"
 )
 
+// Caller mistakes. They are reported before anything is sent and before
+// any KMS call.
 var (
-	// ErrInvalidPartitionKey is returned for an empty partition key or one
-	// longer than 256 Unicode characters, or not valid UTF-8.
-	ErrInvalidPartitionKey = errors.New("record: invalid partition key")
-	// ErrRecordTooLarge is returned for a record whose encrypted size
-	// exceeds the stream's record limit, a payload larger than the key
-	// cache's MaxBytesPerKey, or a request over its limit.
-	ErrRecordTooLarge = errors.New("record: record too large")
-	// ErrNotEncrypted is returned by a Decryptor for a record that is not an
-	// envelope when plaintext is not allowed.
-	ErrNotEncrypted = errors.New("record: record is not encrypted")
-	// ErrInvalidInput is returned for malformed calls: nil clients, nil
-	// inputs, too many entries.
+	// ErrInvalidInput is returned for a malformed call. The message says
+	// what is wrong:
+	//
+	//   - a nil client or input, or too many entries;
+	//   - an option out of range;
+	//   - a partition key that is empty, not valid UTF-8, or longer than
+	//     256 Unicode characters.
 	ErrInvalidInput = errors.New("record: invalid input")
+	// ErrRecordTooLarge is returned for a record that is too large:
+	//
+	//   - its encrypted size exceeds MaxRecordSize;
+	//   - its payload exceeds MaxBytesPerKey;
+	//   - or the request exceeds MaxPutRecordsSize.
+	ErrRecordTooLarge = errors.New("record: record too large")
+	// ErrNotEncrypted is returned by a Decryptor for a record that is not
+	// an envelope, unless AllowPlaintext is set.
+	ErrNotEncrypted = errors.New("record: record is not encrypted")
 )
 
 // RecordError is the failure of one record of a batch.

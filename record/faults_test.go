@@ -201,7 +201,7 @@ func fltFaults() []fltFault {
 		{name: "key disabled", inject: setState(kmstypes.KeyStateDisabled), clear: enable,
 			check: isClass(kmsiface.ErrKeyDisabled), class: "kmsiface.ErrKeyDisabled"},
 		{name: "key pending deletion", inject: setState(kmstypes.KeyStatePendingDeletion), clear: enable,
-			check: isClass(kmsiface.ErrInvalidKeyState), class: "kmsiface.ErrInvalidKeyState"},
+			check: isClass(kmsiface.ErrKeyDisabled), class: "kmsiface.ErrKeyDisabled"},
 		{name: "access denied", inject: func(e *fltEnv, op, id string) { e.k.DenyAccess(id, op) },
 			clear: func(e *fltEnv, id string) { e.k.AllowAccess(id) },
 			check: isClass(kmsiface.ErrAccessDenied), class: "kmsiface.ErrAccessDenied"},
@@ -377,7 +377,7 @@ func TestKMSFaultsConsumer(t *testing.T) {
 					// A refusal is remembered for NegativeTTL.
 					recs = batch()
 					require.Error(t, dec.DecryptRecords(ctx, "orders", recs))
-					clock.Advance(keycache.DefaultNegativeTTL)
+					clock.Advance(defaultNegativeTTL)
 					recovery = "all 4 decrypt after NegativeTTL, same Decryptor"
 				}
 				recs = batch()
@@ -402,7 +402,7 @@ func TestRefreshAheadRidesOutOutage(t *testing.T) {
 	t.Run("shorter than the remaining TTL", func(t *testing.T) {
 		e := newFltEnv(t)
 		clock := newFltClock()
-		enc, err := record.NewEncryptor(e.client, e.arn, func(o *record.EncryptorOptions) { o.Cache.Now = clock.Now })
+		enc, err := record.NewEncryptor(e.client, e.arn, func(o *record.EncryptorOptions) { o.Now = clock.Now })
 		require.NoError(t, err)
 		defer enc.Close()
 		kin := &fltKinesis{}
@@ -444,7 +444,7 @@ func TestRefreshAheadRidesOutOutage(t *testing.T) {
 	t.Run("longer than the remaining TTL", func(t *testing.T) {
 		e := newFltEnv(t)
 		clock := newFltClock()
-		enc, err := record.NewEncryptor(e.client, e.arn, func(o *record.EncryptorOptions) { o.Cache.Now = clock.Now })
+		enc, err := record.NewEncryptor(e.client, e.arn, func(o *record.EncryptorOptions) { o.Now = clock.Now })
 		require.NoError(t, err)
 		defer enc.Close()
 		kin := &fltKinesis{}
@@ -483,8 +483,8 @@ func TestCacheStorm(t *testing.T) {
 	e.k.SetLatency(50 * time.Millisecond)
 	clock := newFltClock()
 	enc, err := record.NewEncryptor(e.client, e.arn, func(o *record.EncryptorOptions) {
-		o.Cache.Now = clock.Now
-		o.Cache.RefreshAhead = -1 // so that the producer's key expires
+		o.Now = clock.Now
+		o.RefreshAhead = -1 // so that the producer's key expires
 	})
 	require.NoError(t, err)
 	defer enc.Close()
@@ -550,3 +550,7 @@ func TestCacheStorm(t *testing.T) {
 	t.Logf("cache storms of %d goroutines, 50 ms KMS latency over HTTP: producer cold %d call, expired %d; consumer cold %d, new wrapped key %d, expired entry %d",
 		g, coldP, expiredP, coldC, expiredC, expiredSame)
 }
+
+// defaultNegativeTTL is the documented default of
+// DecryptorOptions.NegativeTTL.
+const defaultNegativeTTL = time.Minute

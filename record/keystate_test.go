@@ -125,7 +125,7 @@ func TestEncryptorKeyStates(t *testing.T) {
 			},
 		},
 		{
-			name: "PendingDeletion", class: kmsiface.ErrInvalidKeyState,
+			name: "PendingDeletion", class: kmsiface.ErrKeyDisabled,
 			fault: func(k *kmstest.KMS) string {
 				_, arn := k.CreateKey("")
 				require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStatePendingDeletion))
@@ -283,7 +283,7 @@ func TestEncryptorKeyDisabledWhileWarm(t *testing.T) {
 	k, client := httpKMS(t)
 	_, arn := k.CreateKey("")
 	clk := newTestClock()
-	enc, err := record.NewEncryptor(client, arn, func(o *record.EncryptorOptions) { o.Cache.Now = clk.Now })
+	enc, err := record.NewEncryptor(client, arn, func(o *record.EncryptorOptions) { o.Now = clk.Now })
 	require.NoError(t, err)
 	defer enc.Close()
 	kin := &captureKinesis{}
@@ -367,7 +367,7 @@ func TestDecryptorKeyStates(t *testing.T) {
 		{"Disabled", kmsiface.ErrKeyDisabled,
 			func(k *kmstest.KMS, arn string) { require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStateDisabled)) },
 			func(k *kmstest.KMS, arn string) { require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStateEnabled)) }},
-		{"PendingDeletion", kmsiface.ErrInvalidKeyState,
+		{"PendingDeletion", kmsiface.ErrKeyDisabled,
 			func(k *kmstest.KMS, arn string) {
 				require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStatePendingDeletion))
 			},
@@ -439,7 +439,7 @@ func TestDecryptorKeyStates(t *testing.T) {
 			if record.IsPermanent(be.Failed[0].Err) {
 				// A refusal is remembered for NegativeTTL.
 				require.Error(t, dec.DecryptRecords(ctx, "orders", recs))
-				clk.Advance(keycache.DefaultNegativeTTL)
+				clk.Advance(defaultNegativeTTL)
 				recs = cloneRecords(raw)
 			}
 			require.NoError(t, dec.DecryptRecords(ctx, "orders", recs))
@@ -458,7 +458,7 @@ func TestDecryptorKeyDisabledWhileWarm(t *testing.T) {
 	k, client := httpKMS(t)
 	_, arn := k.CreateKey("")
 	clk := newTestClock()
-	enc, err := record.NewEncryptor(client, arn, func(o *record.EncryptorOptions) { o.Cache.Now = clk.Now })
+	enc, err := record.NewEncryptor(client, arn, func(o *record.EncryptorOptions) { o.Now = clk.Now })
 	require.NoError(t, err)
 	defer enc.Close()
 	dec, err := record.NewDecryptor(client, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arn}; o.Now = clk.Now })

@@ -49,7 +49,7 @@ func TestKMSCallsPerHour(t *testing.T) {
 	encs := make([]*record.Encryptor, producers)
 	for i := range encs {
 		var err error
-		encs[i], err = record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) { o.Cache.Now = clock.Now })
+		encs[i], err = record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) { o.Now = clock.Now })
 		require.NoError(t, err)
 		defer encs[i].Close()
 	}
@@ -164,7 +164,7 @@ func TestKMSCallsFleet(t *testing.T) {
 			encs := make([]*record.Encryptor, producers)
 			for i := range encs {
 				var err error
-				encs[i], err = record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) { o.Cache.Now = clock.Now; o.Cache.TTL = ttl })
+				encs[i], err = record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) { o.Now = clock.Now; o.TTL = ttl })
 				require.NoError(t, err)
 				defer encs[i].Close()
 			}

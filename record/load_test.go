@@ -136,7 +136,7 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 	k := kmstest.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	clock := newFltClock()
-	enc, err := record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) { o.Cache.Now = clock.Now })
+	enc, err := record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) { o.Now = clock.Now })
 	require.NoError(t, err)
 	dec, err := record.NewDecryptor(k, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arn}; o.Now = clock.Now })
 	require.NoError(t, err)

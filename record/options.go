@@ -37,8 +37,9 @@ const (
 // is done by the ExplicitHashKey.
 const OutboundPartitionKey = "ksse"
 
-// EncryptorOptions configure an [Encryptor]. The zero value of every field
-// selects its documented default.
+// EncryptorOptions configure an [Encryptor]. A zero field selects its
+// documented default. A value out of range makes [NewEncryptor] fail with
+// ErrInvalidInput.
 type EncryptorOptions struct {
 	// MaxRecordSize is the stream's record limit, applied to the encrypted
 	// record (envelope plus outbound partition key). Default 1 MiB; at most
@@ -49,26 +50,57 @@ type EncryptorOptions struct {
 	// 5 MiB, or MaxRecordSize if that is larger.
 	MaxPutRecordsSize int
 
-	// Cache configures the data key cache: TTL, refresh-ahead, records and
-	// bytes per key, clock, KMS call options. See keycache.Options; its
-	// consumer fields are ignored.
-	Cache keycache.Options
+	// TTL is how long a data key is used, from its creation. Default
+	// 5 minutes. A routing secret (RoutingKey) is fetched again after as
+	// long.
+	TTL time.Duration
+
+	// RefreshAhead is how long before expiry the next data key is fetched
+	// in the background. Default TTL/20. It must be less than TTL; negative
+	// disables refresh-ahead.
+	RefreshAhead time.Duration
+
+	// RefreshRetry is how long to wait after a failed background refresh,
+	// of a data key or a routing secret, before trying again. Default 5 s.
+	RefreshRetry time.Duration
+
+	// MaxRecordsPerKey retires a data key after this many records. Default
+	// 2³² (see FORMAT.md, Limits).
+	MaxRecordsPerKey uint64
+
+	// MaxBytesPerKey retires a data key after this many payload bytes.
+	// Zero means no limit. A larger payload fails with ErrRecordTooLarge.
+	MaxBytesPerKey uint64
+
+	// CallTimeout bounds each GenerateDataKey call. Default 30 s.
+	CallTimeout time.Duration
+
+	// KMSOptions are passed to every KMS call.
+	KMSOptions []func(*kms.Options)
 
 	// KinesisOptions are applied to every Kinesis call the Encryptor
 	// makes.
 	KinesisOptions []func(*kinesis.Options)
 
-	// RoutingKey turns on keyed routing: the ExplicitHashKey of a record is
-	// HMAC-SHA256(routing secret, partition key), truncated to 128 bits,
-	// instead of the MD5 of the partition key that anyone can compute from
-	// a guessed key. The routing secret of a stream is the KMS GenerateMac
-	// (HMAC_SHA_256) of "ksse v1 routing key", a zero byte and the stream
-	// identity under this HMAC_256 KMS key, fetched once per stream and
-	// TTL. Every producer with the key computes the same secret, so a
-	// partition key keeps one shard and its order. The client must also
-	// have GenerateMac (*kms.Client does). A key of another type fails the
-	// first record, before anything is sent.
+	// RoutingKey turns on keyed routing, with this HMAC_256 KMS key. The
+	// ExplicitHashKey of a record is then HMAC-SHA256(routing secret,
+	// partition key), truncated to 128 bits, instead of the MD5 of the
+	// partition key, which anyone can compute from a guessed key.
+	//
+	//   - The routing secret of a stream is the KMS GenerateMac
+	//     (HMAC_SHA_256) of "ksse v1 routing key", a zero byte and the
+	//     stream identity. It is fetched once per stream and TTL.
+	//   - Every producer with the key computes the same secret, so a
+	//     partition key keeps one shard and its order.
+	//   - The client must also have GenerateMac and DescribeKey, as
+	//     *kms.Client does.
+	//   - A key of another type fails the first record, before anything is
+	//     sent.
 	RoutingKey string
+
+	// Now returns the current time. Default time.Now. Tests inject a fake
+	// clock here.
+	Now func() time.Time
 
 	// MeterProvider receives ksse's metrics (see Metrics in the package
 	// documentation). Nil: none, at no cost.
@@ -84,25 +116,51 @@ func (o *EncryptorOptions) resolve() error {
 	if o.MaxRecordSize < 0 || o.MaxRecordSize > MaxRecordSizeLimit {
 		return fmt.Errorf("%w: MaxRecordSize %d is not between 1 and %d", ErrInvalidInput, o.MaxRecordSize, MaxRecordSizeLimit)
 	}
+	if o.MaxPutRecordsSize < 0 {
+		return fmt.Errorf("%w: negative MaxPutRecordsSize %d", ErrInvalidInput, o.MaxPutRecordsSize)
+	}
 	if o.MaxPutRecordsSize == 0 {
 		o.MaxPutRecordsSize = max(DefaultMaxPutRecordsSize, o.MaxRecordSize)
 	}
+	// The key cache checks the rest. Routing secrets need these three
+	// resolved here too.
+	if o.TTL == 0 {
+		o.TTL = keycache.DefaultTTL
+	}
+	if o.RefreshRetry == 0 {
+		o.RefreshRetry = keycache.DefaultRefreshRetry
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.KMSOptions = slices.Clone(o.KMSOptions)
 	return nil
 }
 
-func (o *EncryptorOptions) cacheOptions(c *keycache.Options) { *c = o.Cache }
+func (o *EncryptorOptions) cacheOptions(c *keycache.ProducerOptions) {
+	*c = keycache.ProducerOptions{
+		TTL:              o.TTL,
+		RefreshAhead:     o.RefreshAhead,
+		RefreshRetry:     o.RefreshRetry,
+		MaxRecordsPerKey: o.MaxRecordsPerKey,
+		MaxBytesPerKey:   o.MaxBytesPerKey,
+		CallTimeout:      o.CallTimeout,
+		KMSOptions:       o.KMSOptions,
+		Now:              o.Now,
+	}
+}
 
-// Defaults of [DecryptorOptions].
 const (
-	// DefaultMaxNewKeysPerBatch is how many wrapped keys that are not in the
-	// cache one batch may unwrap.
-	DefaultMaxNewKeysPerBatch = 128
+	// defaultMaxNewKeysPerBatch is how many wrapped keys that are not in
+	// the cache one batch may unwrap.
+	defaultMaxNewKeysPerBatch = 128
 	// unwrapFanout is how many KMS Decrypt calls one batch makes at once.
 	unwrapFanout = 16
 )
 
-// DecryptorOptions configure a [Decryptor]. The zero value of every field
-// but AllowedKeys selects its documented default.
+// DecryptorOptions configure a [Decryptor]. A zero field selects its
+// documented default, except AllowedKeys. A value out of range makes
+// [NewDecryptor] fail with ErrInvalidInput.
 type DecryptorOptions struct {
 	// AllowedKeys lists the KMS keys whose data keys the Decryptor accepts,
 	// as key ARNs (arn:aws:kms:REGION:ACCOUNT:key/ID), which is how KMS
@@ -144,7 +202,8 @@ type DecryptorOptions struct {
 	// MaxEntries bounds the unwrapped keys held. Default 10,000.
 	MaxEntries int
 	// NegativeTTL is how long a permanent KMS refusal is remembered after
-	// its last lookup (at most 10 times as long in all). Default 1 minute.
+	// its last lookup (at most 10 times as long in all). Default 1 minute,
+	// or TTL if that is shorter. It must not exceed TTL.
 	NegativeTTL time.Duration
 	// MaxFailures bounds the refusals remembered. Default 10,000, the most
 	// records one GetRecords returns: a consumer reading k shards at once in
@@ -184,14 +243,14 @@ func (o *DecryptorOptions) resolve() error {
 		return fmt.Errorf("%w: negative MaxNewKeysPerBatch", ErrInvalidInput)
 	}
 	if o.MaxNewKeysPerBatch == 0 {
-		o.MaxNewKeysPerBatch = DefaultMaxNewKeysPerBatch
+		o.MaxNewKeysPerBatch = defaultMaxNewKeysPerBatch
 	}
 	o.AllowedKeys = slices.Clone(o.AllowedKeys)
 	return nil
 }
 
-func (o *DecryptorOptions) cacheOptions(c *keycache.Options) {
-	*c = keycache.Options{
+func (o *DecryptorOptions) cacheOptions(c *keycache.ConsumerOptions) {
+	*c = keycache.ConsumerOptions{
 		TTL:                 o.TTL,
 		MaxEntries:          o.MaxEntries,
 		CallTimeout:         o.CallTimeout,

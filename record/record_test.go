@@ -93,9 +93,9 @@ func TestValidation(t *testing.T) {
 		{"bad name", "pk", nil, record.ErrInvalidStream},
 		{"arn:aws:kinesis:us-east-1:1:deliverystream/x", "pk", nil, record.ErrInvalidStream},
 		{strings.Repeat("s", 129), "pk", nil, record.ErrInvalidStream},
-		{"s", "", nil, record.ErrInvalidPartitionKey},
-		{"s", strings.Repeat("é", 257), nil, record.ErrInvalidPartitionKey},
-		{"s", "\xff", nil, record.ErrInvalidPartitionKey},
+		{"s", "", nil, record.ErrInvalidInput},
+		{"s", strings.Repeat("é", 257), nil, record.ErrInvalidInput},
+		{"s", "\xff", nil, record.ErrInvalidInput},
 		{"s", "pk", make([]byte, 1<<20), record.ErrRecordTooLarge},
 	} {
 		_, err := enc.Encrypt(ctx, tc.stream, tc.pk, tc.data)
@@ -217,9 +217,7 @@ func TestSetKeyID(t *testing.T) {
 	_, asym := k.CreateKey(kmstypes.KeySpecRsa2048)
 	err = enc.SetKeyID(ctx, asym)
 	require.ErrorIs(t, err, kmsiface.ErrInvalidKey)
-	st := enc.KeyStatus()
-	require.Equal(t, record.KeyEnablingFailed, st.State)
-	require.Equal(t, arn1, st.KeyID)
+	require.Equal(t, arn1, enc.KeyID(), "a failed switch keeps the key")
 
 	_, disabled := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	require.NoError(t, k.SetKeyState(disabled, kmstypes.KeyStateDisabled))
@@ -235,7 +233,7 @@ func TestSetKeyID(t *testing.T) {
 
 	_, arn2 := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	require.NoError(t, enc.SetKeyID(ctx, arn2))
-	require.Equal(t, record.KeyStatus{State: record.KeyEnabled, KeyID: arn2}, enc.KeyStatus())
+	require.Equal(t, arn2, enc.KeyID())
 	r2, err := enc.Encrypt(ctx, "s", "pk", []byte("under key 2"))
 	require.NoError(t, err)
 	for _, c := range []struct {
@@ -365,7 +363,7 @@ func TestPutRecordsValidatesBeforeKMS(t *testing.T) {
 			require.Equal(t, []int{0, 1, 2}, be.Indexes())
 			require.ErrorIs(t, be.Failed[0].Err, record.ErrNotSent)
 			require.ErrorIs(t, be.Failed[1].Err, record.ErrNotSent)
-			require.True(t, errors.Is(be.Failed[2].Err, record.ErrInvalidPartitionKey) || errors.Is(be.Failed[2].Err, record.ErrRecordTooLarge), "%v", be.Failed[2].Err)
+			require.True(t, errors.Is(be.Failed[2].Err, record.ErrInvalidInput) || errors.Is(be.Failed[2].Err, record.ErrRecordTooLarge), "%v", be.Failed[2].Err)
 			require.Zero(t, k.Calls("GenerateDataKey"), "no KMS call for a batch that cannot be sent")
 			require.Empty(t, f.got)
 		})
@@ -398,7 +396,7 @@ func TestOpenInvalidEnvelope(t *testing.T) {
 // before any KMS call, the other entries ErrNotSent.
 func TestPutRecordsMaxBytesPerKey(t *testing.T) {
 	k, arn, _, _ := newPair(t)
-	enc, err := record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) { o.Cache.MaxBytesPerKey = 100 })
+	enc, err := record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) { o.MaxBytesPerKey = 100 })
 	require.NoError(t, err)
 	defer enc.Close()
 	f := &fakeKinesis{}

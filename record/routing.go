@@ -68,7 +68,7 @@ func (e *Encryptor) checkRoutingKey(ctx context.Context) error {
 	if e.routingChecked.Load() {
 		return nil
 	}
-	out, err := e.client.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: &e.opts.RoutingKey}, e.opts.Cache.KMSOptions...)
+	out, err := e.desc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: &e.opts.RoutingKey}, e.opts.KMSOptions...)
 	if err != nil {
 		return kmsiface.Classify("DescribeKey", err)
 	}
@@ -88,7 +88,7 @@ func (e *Encryptor) checkRoutingKey(ctx context.Context) error {
 // routing secret with one GenerateMac call per TTL.
 func (e *Encryptor) routePool(ctx context.Context, b *binding) (*sync.Pool, error) {
 	r := &b.route
-	co := &e.cacheOpts
+	co := &e.opts
 	if st := r.cur.Load(); st != nil && co.Now().Before(st.expires) {
 		return st.pool, nil
 	}
@@ -123,7 +123,7 @@ func (e *Encryptor) fetchRoute(ctx context.Context, b *binding) (*sync.Pool, err
 		KeyId:        &e.opts.RoutingKey,
 		MacAlgorithm: types.MacAlgorithmSpecHmacSha256,
 		Message:      msg,
-	}, e.opts.Cache.KMSOptions...)
+	}, e.opts.KMSOptions...)
 	if err != nil {
 		return nil, kmsiface.Classify("GenerateMac", err)
 	}

@@ -55,7 +55,7 @@ func TestKeyedRouting(t *testing.T) {
 		m := &macCounter{Client: kc}
 		enc, err := record.NewEncryptor(m, aws.ToString(dataKey.KeyMetadata.Arn), func(o *record.EncryptorOptions) {
 			o.RoutingKey = routing
-			o.Cache.Now = clk.Now
+			o.Now = clk.Now
 		})
 		require.NoError(t, err)
 		t.Cleanup(func() { enc.Close() })
@@ -203,7 +203,7 @@ func TestRoutingThroughKMSOutage(t *testing.T) {
 	clk := newFakeClock()
 	enc, err := record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) {
 		o.RoutingKey = "routing"
-		o.Cache.Now = clk.Now
+		o.Now = clk.Now
 	})
 	require.NoError(t, err)
 	defer enc.Close()

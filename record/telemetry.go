@@ -27,24 +27,20 @@ func newTelemetry(mp metrics.MeterProvider, tp tracing.TracerProvider, side stri
 	return t, nil
 }
 
-// hookKMSCalls makes the cache of options c report its KMS calls to the
-// telemetry that tel returns once built (before any call is made), if
-// there are providers.
-func hookKMSCalls(c *keycache.Options, mp metrics.MeterProvider, tp tracing.TracerProvider, tel func() *telemetry.Telemetry) {
+// kmsCallHook returns the OnKMSCall of a key cache: it reports each KMS
+// call to the telemetry that tel returns once built (before any call is
+// made). It returns nil without providers.
+func kmsCallHook(mp metrics.MeterProvider, tp tracing.TracerProvider, tel func() *telemetry.Telemetry) func(string, time.Duration, string) {
 	if mp == nil && tp == nil {
-		return
+		return nil
 	}
-	next := c.OnKMSCall
-	c.OnKMSCall = func(op string, d time.Duration, err error) {
-		tel().KMSCall(op, d, kmsResult(err))
-		if next != nil {
-			next(op, d, err)
-		}
+	return func(op string, d time.Duration, class string) {
+		tel().KMSCall(op, d, kmsResult(class))
 	}
 }
 
-// kmsResults are the ksse.result values of KMS calls: Firehose's metric
-// names where it has them.
+// kmsResults are the ksse.result values of KMS calls, by failure class of
+// the key cache: Firehose's metric names where it has them.
 var kmsResults = map[string]string{
 	"AccessDenied":      "KMSKeyAccessDenied",
 	"KeyDisabled":       "KMSKeyDisabled",
@@ -58,11 +54,11 @@ var kmsResults = map[string]string{
 	"Other":             "KMSOther",
 }
 
-func kmsResult(err error) string {
-	if err == nil {
+func kmsResult(class string) string {
+	if class == "" {
 		return "ok"
 	}
-	return kmsResults[keycache.FailureClass(err)]
+	return kmsResults[class]
 }
 
 // rejectReason is the ksse.reason of a record that will never decrypt.

@@ -229,9 +229,9 @@ func TestDecryptKeyARN(t *testing.T) {
 		{"one other key", []string{otherARN}, "failed to decrypt: its data key is not of a --key-arn key: Decrypt: " + keycache.ErrNotAllowed.Error()},
 		// Each key is asked in turn: the other one refuses the record, the
 		// missing one is not found, which may be the record's key.
-		{"two other keys", []string{otherARN, missingARN}, "failed to decrypt: KMS does not find a --key-arn key: Decrypt: kms: key not found"},
+		{"two other keys", []string{otherARN, missingARN}, "failed to decrypt: KMS does not find a --key-arn key: Decrypt: kmsiface: key not found"},
 		// KMS does not find the key it was asked for.
-		{"one missing key", []string{missingARN}, "failed to decrypt: KMS does not find a --key-arn key: Decrypt: kms: key not found"},
+		{"one missing key", []string{missingARN}, "failed to decrypt: KMS does not find a --key-arn key: Decrypt: kmsiface: key not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"decrypt", "--stream", "orders", file}
