@@ -16,6 +16,7 @@ import (
 
 	"github.com/ksse-go/ksse/envelope"
 	"github.com/ksse-go/ksse/keycache"
+	"github.com/ksse-go/ksse/kmsiface"
 	"github.com/ksse-go/ksse/kmstest"
 	"github.com/ksse-go/ksse/record"
 )
@@ -45,7 +46,41 @@ func TestDecryptorStrictByDefault(t *testing.T) {
 	dec.Close()
 	_, err = record.NewDecryptor(k, func(o *record.DecryptorOptions) { o.AllowedKeys = []string{arn}; o.MaxNewKeysPerBatch = -1 })
 	require.ErrorIs(t, err, record.ErrInvalidInput)
+	// A cache option out of range is an error too, not a clamp.
+	_, err = record.NewDecryptor(k, func(o *record.DecryptorOptions) {
+		o.AllowedKeys = []string{arn}
+		o.TTL = 10 * time.Second
+		o.NegativeTTL = time.Minute
+	})
+	require.ErrorIs(t, err, record.ErrInvalidInput)
+	require.ErrorContains(t, err, "NegativeTTL 1m0s is longer than TTL 10s")
 }
+
+// TestNewEncryptorOptions: a cache option out of range fails NewEncryptor
+// with ErrInvalidInput, and a client without DescribeKey fails SetKeyID.
+func TestNewEncryptorOptions(t *testing.T) {
+	k := kmstest.New()
+	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	for name, fn := range map[string]func(*record.EncryptorOptions){
+		"RefreshAhead = TTL":    func(o *record.EncryptorOptions) { o.TTL = time.Minute; o.RefreshAhead = time.Minute },
+		"negative TTL":          func(o *record.EncryptorOptions) { o.TTL = -time.Second },
+		"negative RefreshRetry": func(o *record.EncryptorOptions) { o.RefreshRetry = -time.Second },
+		"negative CallTimeout":  func(o *record.EncryptorOptions) { o.CallTimeout = -time.Second },
+	} {
+		_, err := record.NewEncryptor(k, arn, fn)
+		require.ErrorIs(t, err, record.ErrInvalidInput, name)
+	}
+	enc, err := record.NewEncryptor(generateOnly{k}, arn)
+	require.NoError(t, err)
+	defer enc.Close()
+	_, err = enc.Encrypt(context.Background(), "s", "pk", []byte("x"))
+	require.NoError(t, err, "GenerateDataKey is enough to encrypt")
+	require.ErrorIs(t, enc.SetKeyID(context.Background(), arn), record.ErrInvalidInput)
+	require.Equal(t, arn, enc.KeyID())
+}
+
+// generateOnly is a KMS client with GenerateDataKey only.
+type generateOnly struct{ kmsiface.DataKeyGenerator }
 
 func TestIsKeyARN(t *testing.T) {
 	for s, want := range map[string]bool{

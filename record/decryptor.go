@@ -78,12 +78,15 @@ type Decrypted struct {
 }
 
 // Decrypt authenticates and decrypts the Data of one record of stream (name
-// or ARN). It returns envelope.ErrOpen for a record that is not authentic
-// under the stream (including a wrapped key that KMS refuses for the
-// stream's encryption context), ErrNotEncrypted for a plaintext record (unless
-// AllowPlaintext, which returns it as is with Encrypted false), and a KMS
-// error (*kmsiface.Error) or keycache.ErrNotAllowed when the data key cannot
-// be unwrapped. It never returns unauthenticated bytes.
+// or ARN). It never returns unauthenticated bytes. It fails with:
+//
+//   - envelope.ErrOpen for a record that is not authentic under the
+//     stream, including a wrapped key that KMS refuses for the stream's
+//     encryption context;
+//   - ErrNotEncrypted for a plaintext record, unless AllowPlaintext is set:
+//     then the record is returned as is, with Encrypted false;
+//   - a *kmsiface.Error or keycache.ErrNotAllowed when the data key cannot
+//     be unwrapped.
 func (d *Decryptor) Decrypt(ctx context.Context, stream string, data []byte) (Decrypted, error) {
 	b, err := d.bind.kinesisStream(stream)
 	if err != nil {
@@ -142,13 +145,14 @@ func bytesString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// DecryptAppend is Decrypt into a buffer of the caller's: it appends the
-// partition key and payload to dst and returns the updated slice, and
+// DecryptAppend is Decrypt into a buffer of the caller's. It appends the
+// partition key and payload to dst and returns the updated slice.
 // dec.Data is the payload within it (capacity clipped), valid until the
-// caller reuses that part of the buffer; dec.PartitionKey is a string of
-// its own. A plaintext record passed through (AllowPlaintext) is not
-// copied: dec.Data is data, and dst is returned unchanged, as on failure.
-// The capacity of dst must not overlap data.
+// caller reuses that part of the buffer. dec.PartitionKey is a string of
+// its own. The capacity of dst must not overlap data.
+//
+// On failure dst is returned unchanged. So is it for a plaintext record
+// passed through (AllowPlaintext), which is not copied: dec.Data is data.
 func (d *Decryptor) DecryptAppend(ctx context.Context, dst []byte, stream string, data []byte) (out []byte, dec Decrypted, err error) {
 	b, err := d.bind.kinesisStream(stream)
 	if err != nil {
@@ -227,15 +231,16 @@ func authFailure(err error) error {
 }
 
 // DecryptBatch decrypts the records data of one stream (name or ARN), as
-// Decrypt does each, and returns their plaintexts in order: out[i] is
-// data[i] decrypted. It parses each record once and unwraps the distinct
-// data keys of the batch concurrently, at most MaxNewKeysPerBatch of them
-// not already cached, before it opens the records in order.
+// Decrypt does each. out[i] is data[i] decrypted. It parses each record
+// once, unwraps the distinct data keys of the batch concurrently, then
+// opens the records in order. At most MaxNewKeysPerBatch of the keys may be
+// new to the cache.
 //
-// A record that fails is left as the zero Decrypted in out, and err is a
-// *BatchError listing the failed records by index with the reason of each;
-// [IsPermanent] tells the records that will never decrypt from those to
-// retry. err is another error, and out nil, only for an invalid stream.
+// A record that fails is left as the zero Decrypted in out. err is then a
+// *BatchError that lists the failed records by index, each with its
+// reason. [IsPermanent] tells the records that will never decrypt from
+// those to retry. The one exception is an invalid stream: out is nil and
+// err says why.
 //
 // The plaintexts share one buffer, allocated once for the batch: a Data
 // kept keeps the whole batch's plaintext in memory.
@@ -381,15 +386,18 @@ func (d *Decryptor) unwrapAll(ctx context.Context, b *binding, keys []unwrapped)
 }
 
 // DecryptRecords decrypts, in place, the records of a GetRecords output
-// read from stream (name or ARN), as DecryptBatch does. Each decrypted
-// record gets its plaintext Data and PartitionKey and EncryptionType KMS; a
-// plaintext record passed through (AllowPlaintext) is left as is and marked
-// EncryptionType NONE.
+// read from stream (name or ARN), as DecryptBatch does.
 //
-// A record that fails is left with nil Data, and DecryptRecords returns a
-// *BatchError listing the failed records by index, with the reason of each;
-// the other records are decrypted. Callers must check the error: a failed
-// record never carries bytes that were not authenticated.
+//   - A decrypted record gets its plaintext Data and PartitionKey, and
+//     EncryptionType KMS.
+//   - A plaintext record passed through (AllowPlaintext) is left as is,
+//     with EncryptionType NONE.
+//   - A record that fails is left with nil Data, and the error is a
+//     *BatchError that lists the failed records by index, each with its
+//     reason.
+//
+// Callers must check the error. A failed record never carries bytes that
+// were not authenticated.
 func (d *Decryptor) DecryptRecords(ctx context.Context, stream string, records []types.Record) error {
 	data := make([][]byte, len(records))
 	for i := range records {
@@ -439,13 +447,16 @@ func ApplyDecrypted(records []types.Record, out []Decrypted, err error) {
 }
 
 // IsPermanent reports whether err, the failure of one record, will recur on
-// every retry, so that a consumer should set the record aside rather than
-// stop on it: not authentic ([envelope.ErrOpen]), not encrypted
-// ([ErrNotEncrypted]), under a key not allowed ([keycache.ErrNotAllowed]),
-// or refused by KMS for access, key state, a missing key or key usage. All
-// of these a writer to the stream can cause at will. Every other failure
-// (throttling, [keycache.ErrRateLimited], KMS 5xx and network errors, an
-// ended context) is transient: retry the record later.
+// every retry. A consumer should set such a record aside rather than stop
+// on it. A writer to the stream can cause each of these at will:
+//
+//   - not authentic ([envelope.ErrOpen]);
+//   - not encrypted ([ErrNotEncrypted]);
+//   - under a key not allowed ([keycache.ErrNotAllowed]);
+//   - refused by KMS for access, key state, a missing key or key usage.
+//
+// Every other failure is transient: throttling, [keycache.ErrRateLimited],
+// KMS 5xx and network errors, an ended context. Retry the record later.
 func IsPermanent(err error) bool {
 	return errors.Is(err, envelope.ErrOpen) || errors.Is(err, ErrNotEncrypted) || keycache.Permanent(err)
 }

@@ -2,46 +2,53 @@
 // the client-side counterpart of Kinesis server-side encryption.
 //
 // An [Encryptor] turns a plaintext record (stream, partition key, payload)
-// into what goes on the wire: an envelope as Data, a partition key that
-// reveals nothing ([OutboundPartitionKey]), and an ExplicitHashKey equal to
-// the hash key of the plaintext partition key, so records land on the same
-// shard, in the same order, as they would in plaintext. Its
+// into what goes on the wire:
+//
+//   - Data: an envelope.
+//   - PartitionKey: [OutboundPartitionKey], which reveals nothing.
+//   - ExplicitHashKey: the hash key of the plaintext partition key, so
+//     records land on the same shard, in the same order, as in plaintext.
+//
 // [Encryptor.PutRecords] and [Encryptor.PutRecord] wrap the calls of a
 // *kinesis.Client.
 //
-// A [Decryptor] reverses it: [Decryptor.Decrypt] for one record's Data, and
+// A [Decryptor] reverses it: [Decryptor.Decrypt] for one record's Data,
 // [Decryptor.DecryptRecords] for the records of a GetRecords output, in
 // place.
 //
-// Data keys come from KMS (GenerateDataKey with the encryption context
-// {"kinesis:stream": NAME}) and are cached by package keycache: one KMS call
-// per TTL (5 minutes) on the producer, one per distinct wrapped key on the
+// Data keys come from KMS GenerateDataKey, with the encryption context
+// {"kinesis:stream": NAME}. Package keycache caches them: one KMS call per
+// TTL (5 minutes) on the producer, one per distinct wrapped key on the
 // consumer.
 //
-// A Decryptor trusts only the KMS keys named in [DecryptorOptions].AllowedKeys
-// (a multi-Region key's ARN also names its replicas). Records that will never
-// decrypt ([IsPermanent]) cost at most one KMS call a minute each, and KMS
-// calls on cache misses are rate limited, so records forged by a writer to
-// the stream can neither bill nor stall a consumer.
+// A Decryptor trusts only the KMS keys in [DecryptorOptions].AllowedKeys.
+// A multi-Region key's ARN also names its replicas. Records forged by a
+// writer to the stream can neither bill nor stall a consumer:
+//
+//   - a record that will never decrypt ([IsPermanent]) costs at most one
+//     KMS call a minute;
+//   - KMS calls on cache misses are rate limited.
 //
 // # Routing
 //
 // The ExplicitHashKey is the MD5 of the plaintext partition key, as Kinesis
 // computes it, so anyone can test a guessed partition key against it. With
 // [EncryptorOptions].RoutingKey, an HMAC_256 KMS key, it is instead an HMAC
-// of the partition key under a secret of the stream that only holders of
-// the key can compute: records of a partition key still share a shard and
+// of the partition key under a secret of the stream. Only holders of the
+// key can compute it. Records of a partition key still share a shard and
 // their order, but not the shard of their plaintext twins.
 //
 // # Errors
 //
-// Caller mistakes are reported before anything is sent or any KMS call is
-// made, and match the sentinel errors of this package with errors.Is:
-// [ErrInvalidStream], [ErrInvalidPartitionKey], [ErrRecordTooLarge].
-// KMS failures are *kmsiface.Error values, which match the classes of
-// package kmsiface (ErrKeyDisabled, ErrThrottling, …). A record that is not
-// authentic is [envelope.ErrOpen]; a plaintext record on a consumer that
-// does not allow plaintext is [ErrNotEncrypted].
+// Caller mistakes are reported before anything is sent and before any KMS
+// call. They match [ErrInvalidInput], [ErrInvalidStream] or
+// [ErrRecordTooLarge] with errors.Is. Other failures:
+//
+//   - A failed KMS call is a *kmsiface.Error, which matches a class of
+//     package kmsiface (ErrKeyDisabled, ErrThrottling, …).
+//   - A record that is not authentic is [envelope.ErrOpen].
+//   - A plaintext record, on a consumer that does not allow plaintext, is
+//     [ErrNotEncrypted].
 //
 // # Metrics
 //
@@ -80,7 +87,7 @@
 // # Concurrency
 //
 // Encryptor and Decryptor are safe for concurrent use by multiple
-// goroutines, and are meant to be shared: each holds the key cache of the
-// program. Their Options must not be changed after construction. Close
-// stops their background work.
+// goroutines. Share them: each holds the key cache of the program. Their
+// options must not change after construction. Close stops their background
+// work.
 package record

@@ -91,21 +91,23 @@ type Encrypted struct {
 	ExplicitHashKey string
 }
 
-// Encrypt encrypts one record for stream (name or ARN). It validates the
-// stream name, the partition key (1 to 256 Unicode characters) and the size
-// of the encrypted record against MaxRecordSize before sealing. No
-// plaintext is returned on failure.
+// Encrypt encrypts one record for stream (name or ARN). Before sealing it
+// checks the stream name, the partition key (1 to 256 Unicode characters)
+// and the encrypted size against MaxRecordSize. No plaintext is returned on
+// failure.
 func (e *Encryptor) Encrypt(ctx context.Context, stream, partitionKey string, data []byte) (Encrypted, error) {
 	_, enc, err := e.EncryptAppend(ctx, nil, stream, partitionKey, data)
 	return enc, err
 }
 
-// EncryptAppend is Encrypt into a buffer of the caller's: it appends the
-// envelope to dst and returns the updated slice, and enc.Data is the
-// envelope within it (capacity clipped), valid until the caller reuses
-// that part of the buffer. With enough capacity in dst it allocates only
-// ExplicitHashKey and the record key's cipher. On failure it returns dst
-// unchanged. The capacity of dst must not overlap data.
+// EncryptAppend is Encrypt into a buffer of the caller's. It appends the
+// envelope to dst and returns the updated slice. enc.Data is the envelope
+// within it (capacity clipped), valid until the caller reuses that part of
+// the buffer. On failure dst is returned unchanged. The capacity of dst
+// must not overlap data.
+//
+// With enough capacity in dst it allocates only ExplicitHashKey and the
+// record key's cipher.
 func (e *Encryptor) EncryptAppend(ctx context.Context, dst []byte, stream, partitionKey string, data []byte) (out []byte, enc Encrypted, err error) {
 	b, err := e.bind.kinesisStream(stream)
 	if err != nil {
