@@ -105,12 +105,16 @@ func NewConsumer(client kmsiface.Decrypter, optFns ...func(*ConsumerOptions)) (*
 }
 
 // Key returns the data key wrapped in wrappedKey for binding b, and the ARN
-// of the KMS key that unwrapped it. A cached key, or a remembered refusal,
-// is returned at once. Otherwise Key waits for one Decrypt call with
-// b.Context as encryption context, shared with every goroutine waiting for
-// the same wrapped key and binding, or until ctx is done. A KMS failure is
-// returned as a *kmsiface.Error; a key outside AllowedKeyIDs as
-// ErrNotAllowed; a miss that the rate limit refuses as ErrRateLimited.
+// of the KMS key that unwrapped it.
+//
+// A cached key, or a remembered refusal, is returned at once. Otherwise
+// Key waits for one Decrypt call, with b.Context as encryption context, or
+// until ctx is done. The call is shared with every goroutine waiting for
+// the same wrapped key and binding. Key fails with:
+//
+//   - a *kmsiface.Error for a KMS failure;
+//   - ErrNotAllowed for a key outside AllowedKeyIDs;
+//   - ErrRateLimited for a miss that the rate limit refuses.
 func (c *Consumer) Key(ctx context.Context, wrappedKey []byte, b Binding) (*envelope.Key, string, error) {
 	if c.closed.Load() {
 		return nil, "", ErrClosed
@@ -165,9 +169,9 @@ func (c *Consumer) Key(ctx context.Context, wrappedKey []byte, b Binding) (*enve
 	return key, arn, err
 }
 
-// Cached returns what c holds for wrappedKey and b without calling KMS: a
-// working key and its KMS key ARN, or a remembered refusal as err. ok is
-// false when c holds neither (a call in flight counts as neither).
+// Cached returns what c holds for wrappedKey and b, without calling KMS:
+// a working key and its KMS key ARN, or a remembered refusal as err. ok is
+// false when c holds neither. A call in flight counts as neither.
 func (c *Consumer) Cached(wrappedKey []byte, b Binding) (key *envelope.Key, keyARN string, err error, ok bool) {
 	if c.closed.Load() {
 		return nil, "", ErrClosed, true
