@@ -258,6 +258,7 @@ func (p *Producer) start(s *slot, now time.Time) *call {
 	p.wg.Add(1)
 	p.lifeMu.Unlock()
 	s.call = c
+	p.c.calls.Add(1) // counted here, so a call started is never missing from Stats
 	go p.fetch(s, c)
 	return c
 }
@@ -332,7 +333,6 @@ func (p *Producer) generate(s *slot) (*dataKey, error) {
 func (p *Producer) generateKey(s *slot) (*dataKey, error) {
 	ctx, cancel := context.WithTimeout(p.ctx, p.opts.CallTimeout)
 	defer cancel()
-	p.c.calls.Add(1)
 	out, err := p.client.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{
 		KeyId:             &s.keyID,
 		KeySpec:           types.DataKeySpecAes256,
