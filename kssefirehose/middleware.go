@@ -2,12 +2,9 @@ package kssefirehose
 
 import (
 	"context"
-	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/firehose"
-	"github.com/aws/aws-sdk-go-v2/service/firehose/types"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/ksse-go/ksse/internal/version"
@@ -57,68 +54,29 @@ func (t *transparent) addTo(stack *middleware.Stack) error {
 
 func (*transparent) ID() string { return middlewareID }
 
+// HandleInitialize encrypts the input of PutRecord and PutRecordBatch,
+// calls the rest of the stack, and marks in a PutRecordBatch output the
+// records that Firehose did not acknowledge.
 func (t *transparent) HandleInitialize(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 	var err error
+	n := -1 // records of a PutRecordBatch
 	switch p := in.Parameters.(type) {
 	case *firehose.PutRecordInput:
-		if t.enc == nil || p.Record == nil {
-			return middleware.InitializeOutput{}, middleware.Metadata{}, fmt.Errorf("%w: nil Encryptor or record", record.ErrInvalidInput)
-		}
-		env, err := Encrypt(ctx, t.enc, deref(p.DeliveryStreamName), p.Record.Data)
-		if err != nil {
-			return middleware.InitializeOutput{}, middleware.Metadata{}, err
-		}
-		req := *p
-		req.Record = &types.Record{Data: env}
-		in.Parameters = &req
+		in.Parameters, err = encryptRecord(ctx, t.enc, p)
 	case *firehose.PutRecordBatchInput:
-		if t.enc == nil {
-			return middleware.InitializeOutput{}, middleware.Metadata{}, fmt.Errorf("%w: nil Encryptor", record.ErrInvalidInput)
-		}
-		if in.Parameters, err = encryptBatch(ctx, t.enc, p); err != nil {
-			return middleware.InitializeOutput{}, middleware.Metadata{}, err
-		}
-		out, md, err := next.HandleInitialize(ctx, in)
-		if res, ok := out.Result.(*firehose.PutRecordBatchOutput); ok && res != nil && err == nil {
-			if be := batchFailures(res, len(p.Records)); be != nil {
-				markFailed(res, len(p.Records), be)
-			}
-		}
-		return out, md, err
+		in.Parameters, err = encryptBatch(ctx, t.enc, p)
+		n = len(p.Records)
 	}
-	return next.HandleInitialize(ctx, in)
-}
-
-// markFailed gives every record that be lists an ErrorCode in out, and sets
-// FailedPutCount to the number of records with one, so that a caller who
-// checks them, as Firehose documents, retries every record that Firehose
-// did not acknowledge. If out does not have n results, it gets n.
-func markFailed(out *firehose.PutRecordBatchOutput, n int, be *record.BatchError) {
-	if len(out.RequestResponses) != n {
-		rs := make([]types.PutRecordBatchResponseEntry, n)
-		copy(rs, out.RequestResponses)
-		out.RequestResponses = rs
+	if err != nil {
+		return middleware.InitializeOutput{}, middleware.Metadata{}, err
 	}
-	for _, f := range be.Failed {
-		r := &out.RequestResponses[f.Index]
-		if r.ErrorCode == nil {
-			r.ErrorCode = aws.String("InternalFailure")
-			r.ErrorMessage = aws.String("ksse: " + f.Err.Error())
-			r.RecordId = nil
+	out, md, err := next.HandleInitialize(ctx, in)
+	if res, ok := out.Result.(*firehose.PutRecordBatchOutput); ok && res != nil && err == nil && n >= 0 {
+		if be := record.Unacknowledged(opPutRecordBatch, n, res.RequestResponses, batchResult); be != nil {
+			var failed int32
+			res.RequestResponses, failed = record.MarkFailed(res.RequestResponses, n, be, batchResult)
+			res.FailedPutCount = &failed
 		}
 	}
-	failed := int32(0)
-	for _, r := range out.RequestResponses {
-		if r.ErrorCode != nil {
-			failed++
-		}
-	}
-	out.FailedPutCount = aws.Int32(failed)
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
+	return out, md, err
 }

@@ -192,10 +192,10 @@ func decryptAll(ctx context.Context, dec *record.Decryptor, records []events.Kin
 		}
 		return recs, errs
 	}
-	byStream := map[string][]int{}
+	byStream := map[string][]int{} // by event source: a stream or consumer ARN
 	var streams []string
 	for i, r := range records {
-		s := streamOf(r.EventSourceArn)
+		s := r.EventSourceArn
 		if _, ok := byStream[s]; !ok {
 			streams = append(streams, s)
 		}
@@ -276,15 +276,6 @@ type shard struct{ source, id string }
 func shardOf(r events.KinesisEventRecord) shard {
 	id, _, _ := strings.Cut(r.EventID, ":")
 	return shard{r.EventSourceArn, id}
-}
-
-// streamOf returns the stream ARN of an event source ARN, which may be the
-// ARN of an enhanced fan-out consumer (…:stream/NAME/consumer/C:T).
-func streamOf(arn string) string {
-	if i := strings.Index(arn, "/consumer/"); i >= 0 && strings.HasPrefix(arn, "arn:") {
-		return arn[:i]
-	}
-	return arn
 }
 
 // logReject is the default OnReject.
