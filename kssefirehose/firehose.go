@@ -1,34 +1,38 @@
 // Package kssefirehose encrypts records sent to an Amazon Data Firehose
-// delivery stream (Direct PUT) and decrypts what Firehose delivered: the
-// client-side counterpart of Firehose server-side encryption, with the same
-// envelopes as Kinesis records (see package record and FORMAT.md).
+// delivery stream (Direct PUT), and decrypts what Firehose delivered. It is
+// the client-side counterpart of Firehose server-side encryption, with the
+// envelopes of package record (see FORMAT.md).
 //
 // The package is named kssefirehose, not firehose, so that programs can
-// import it next to github.com/aws/aws-sdk-go-v2/service/firehose without
-// renaming either.
+// import it next to github.com/aws/aws-sdk-go-v2/service/firehose.
 //
 // # Sending
 //
-// [PutRecord] and [PutRecordBatch] wrap the calls of a *firehose.Client: each
-// record's Data is replaced by an envelope bound to the delivery stream (its
-// name is the envelope's associated data and the KMS encryption context
-// {"firehose:deliverystream": NAME}); Firehose records have no partition key.
-// They apply the Firehose limits before anything is sent or any KMS call is
-// made: [MaxRecordSize] per encrypted record, [MaxBatchRecords] records and
-// [MaxBatchSize] per batch. Or, transparently, give a client the option
-// [WithEncryption]:
+// Give a Firehose client the option [WithEncryption], and PutRecord and
+// PutRecordBatch encrypt each record:
 //
 //	client := firehose.NewFromConfig(cfg, kssefirehose.WithEncryption(enc))
 //
+// [PutRecord] and [PutRecordBatch] do the same as functions. Each record's
+// Data becomes an envelope bound to the delivery stream: its name is the
+// envelope's associated data, and the KMS encryption context is
+// {"firehose:deliverystream": NAME}. Firehose records have no partition
+// key.
+//
+// The Firehose limits apply to the encrypted records, before anything is
+// sent and before any KMS call: [MaxRecordSize] per record,
+// [MaxBatchRecords] records and [MaxBatchSize] bytes per batch.
+//
 // # Reading what Firehose delivered
 //
-// Firehose writes the records of a delivery to its destination (an S3
-// object, for example) one after the other, with nothing between them.
-// Envelopes are self-delimiting, so [NewReader] splits such an object, from
+// Firehose writes the records of a delivery one after the other, with
+// nothing between them, to its destination (an S3 object, for example).
+// Envelopes delimit themselves, so a [Reader] splits such an object, from
 // any io.Reader and with bounded memory, and decrypts each record. A record
-// that fails authentication is reported as an error and none of its bytes
-// are returned. Records must not be transformed on the way (no Lambda
-// processor, no record format conversion, no delimiter appended).
+// that fails authentication is an error; none of its bytes are returned.
+//
+// Records must reach the destination as sent: no Lambda processor, no
+// record format conversion, no delimiter appended.
 //
 // # Concurrency
 //

@@ -17,17 +17,21 @@ import (
 //
 //	client := firehose.NewFromConfig(cfg, kssefirehose.WithEncryption(enc))
 //
-// Failures to encrypt, and batches over the Firehose limits, are returned
-// as errors (wrapped by the SDK in a *smithy.OperationError) and nothing is
-// sent. Records that Firehose rejects are reported as the SDK reports
-// them, in PutRecordBatchOutput.FailedPutCount and the ErrorCode of each
-// entry of RequestResponses, which correspond by index to the caller's
-// records. A record that Firehose did not acknowledge (a response with
-// fewer or more results than records, or a result without a RecordId) is
-// reported the same way, with the ErrorCode "InternalFailure", so that a
-// caller who retries the failed records retries it; RequestResponses then
-// has one entry per record. The option also adds the user-agent marker
-// "ksse/VERSION".
+// A record that fails to encrypt, or a batch over the Firehose limits,
+// fails the call, and nothing is sent. The SDK wraps the error in a
+// *smithy.OperationError.
+//
+// Records that Firehose rejects are reported as the SDK reports them: in
+// PutRecordBatchOutput.FailedPutCount and the ErrorCode of each entry of
+// RequestResponses, by index in the caller's records. A record that
+// Firehose did not acknowledge is marked there too, with ErrorCode
+// "InternalFailure", so that a caller who retries the failed records
+// retries it:
+//   - a result without a RecordId;
+//   - every record, when the number of results differs from the number of
+//     records. RequestResponses then gets one entry per record.
+//
+// The option also adds the user-agent marker "ksse/VERSION".
 func WithEncryption(enc *record.Encryptor) func(*firehose.Options) {
 	m := &transparent{enc: enc}
 	return func(o *firehose.Options) {

@@ -37,7 +37,8 @@
 //
 // Caller mistakes are reported before anything is sent or any KMS call is
 // made, and match the sentinel errors of this package with errors.Is:
-// [ErrInvalidStream], [ErrInvalidPartitionKey], [ErrRecordTooLarge].
+// [ErrInvalidInput] (an invalid stream name, a nil input),
+// [ErrInvalidPartitionKey], [ErrRecordTooLarge].
 // KMS failures are *kmsiface.Error values, which match the classes of
 // package kmsiface (ErrKeyDisabled, ErrThrottling, …). A record that is not
 // authentic is [envelope.ErrOpen]; a plaintext record on a consumer that
