@@ -107,6 +107,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/ksse-go/ksse/internal/stackopt"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -184,7 +185,7 @@ func WithEncryption(enc *record.Encryptor, dec *record.Decryptor, optFns ...func
 	}
 	m := &transparent{enc: enc, dec: dec, opts: o, iterators: newIteratorStreams(MaxIterators)}
 	return func(o *kinesis.Options) {
-		o.APIOptions = append(o.APIOptions, m.addTo)
+		o.APIOptions = append(o.APIOptions, stackopt.Add(m))
 	}
 }
 

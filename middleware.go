@@ -7,13 +7,11 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/ksse-go/ksse/internal/streamid"
-	"github.com/ksse-go/ksse/internal/version"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -29,20 +27,6 @@ type transparent struct {
 	dec       *record.Decryptor
 	opts      Options
 	iterators *iteratorStreams
-}
-
-// addTo adds the middleware and the user-agent marker to an operation's
-// stack. Given twice (to the client and to a call), the last one replaces
-// the first rather than encrypting twice.
-func (t *transparent) addTo(stack *middleware.Stack) error {
-	if _, ok := stack.Initialize.Get(middlewareID); ok {
-		_, err := stack.Initialize.Swap(middlewareID, t)
-		return err
-	}
-	if err := stack.Initialize.Add(t, middleware.Before); err != nil {
-		return err
-	}
-	return awsmiddleware.AddUserAgentKeyValue("ksse", version.Get())(stack)
 }
 
 func (*transparent) ID() string { return middlewareID }

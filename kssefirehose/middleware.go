@@ -3,11 +3,10 @@ package kssefirehose
 import (
 	"context"
 
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/firehose"
 	"github.com/aws/smithy-go/middleware"
 
-	"github.com/ksse-go/ksse/internal/version"
+	"github.com/ksse-go/ksse/internal/stackopt"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -35,7 +34,7 @@ import (
 func WithEncryption(enc *record.Encryptor) func(*firehose.Options) {
 	m := &transparent{enc: enc}
 	return func(o *firehose.Options) {
-		o.APIOptions = append(o.APIOptions, m.addTo)
+		o.APIOptions = append(o.APIOptions, stackopt.Add(m))
 	}
 }
 
@@ -43,17 +42,6 @@ const middlewareID = "ksse.FirehoseEncryption"
 
 type transparent struct {
 	enc *record.Encryptor
-}
-
-func (t *transparent) addTo(stack *middleware.Stack) error {
-	if _, ok := stack.Initialize.Get(middlewareID); ok {
-		_, err := stack.Initialize.Swap(middlewareID, t)
-		return err
-	}
-	if err := stack.Initialize.Add(t, middleware.Before); err != nil {
-		return err
-	}
-	return awsmiddleware.AddUserAgentKeyValue("ksse", version.Get())(stack)
 }
 
 func (*transparent) ID() string { return middlewareID }
