@@ -23,7 +23,7 @@ import (
 // Each entry's partition key is hidden. Its ExplicitHashKey is the hash key
 // of the plaintext partition key, unless the caller set one.
 //
-// Nothing is returned to send if any entry fails:
+// If an entry fails, nothing is returned to send:
 //   - an entry that fails to validate or encrypt gives a *BatchError: that
 //     entry with its reason, every other entry with ErrNotSent. Caller
 //     mistakes are found before any KMS call.
