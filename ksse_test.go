@@ -343,7 +343,8 @@ func TestGetRecordsStream(t *testing.T) {
 	// An invalid StreamARN: refused before sending.
 	before = len(f.ops())
 	_, err = client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator, StreamARN: aws.String("arn:aws:sqs:us-east-1:1:queue")})
-	require.ErrorIs(t, err, record.ErrInvalidStream)
+	require.ErrorIs(t, err, record.ErrInvalidInput)
+	require.ErrorContains(t, err, "is not a kinesis ARN")
 	require.Len(t, f.ops(), before)
 }
 
@@ -444,16 +445,19 @@ func TestPutFailClosed(t *testing.T) {
 	// A client without an Encryptor does not send plaintext.
 	consumer := kinesis.New(fakeClientOptions(f), ksse.WithEncryption(nil, dec))
 	_, err = consumer.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("orders"), PartitionKey: aws.String("k"), Data: []byte("x")})
-	require.ErrorIs(t, err, ksse.ErrNoEncryptor)
+	require.ErrorIs(t, err, record.ErrInvalidInput)
+	require.ErrorContains(t, err, "nil Encryptor: refusing to send records in plaintext")
 	_, err = consumer.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("orders"), Records: []types.PutRecordsRequestEntry{{PartitionKey: aws.String("k"), Data: []byte("x")}}})
-	require.ErrorIs(t, err, ksse.ErrNoEncryptor)
+	require.ErrorIs(t, err, record.ErrInvalidInput)
+	require.ErrorContains(t, err, "nil Encryptor: refusing to send records in plaintext")
 
 	require.Empty(t, f.ops(), "a request was sent")
 
 	// A client without a Decryptor does not return ciphertext as records.
 	producer := kinesis.New(fakeClientOptions(f), ksse.WithEncryption(enc, nil))
 	_, err = producer.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: aws.String("x"), StreamARN: aws.String("arn:aws:kinesis:us-east-1:1:stream/orders")})
-	require.ErrorIs(t, err, ksse.ErrNoDecryptor)
+	require.ErrorIs(t, err, record.ErrInvalidInput)
+	require.ErrorContains(t, err, "nil Decryptor: refusing to return records undecrypted")
 	require.Empty(t, f.ops())
 }
 
@@ -582,7 +586,8 @@ func TestSubscribeToShardEvent(t *testing.T) {
 			require.Equal(t, "k:v", text(ev.Records[0]))
 		}
 	}
-	require.ErrorIs(t, ksse.DecryptSubscribeToShardEvent(ctx, nil, "orders", ev), ksse.ErrNoDecryptor)
+	require.ErrorContains(t, ksse.DecryptSubscribeToShardEvent(ctx, nil, "orders", ev), "nil Decryptor")
+	require.ErrorIs(t, ksse.DecryptSubscribeToShardEvent(ctx, nil, "orders", ev), record.ErrInvalidInput)
 	require.ErrorIs(t, ksse.DecryptSubscribeToShardEvent(ctx, dec, "orders", nil), record.ErrInvalidInput)
 }
 
@@ -717,7 +722,8 @@ func TestTrustsAnyKey(t *testing.T) {
 	it := getIterator(t, client, "orders")
 	before := len(f.ops())
 	_, err = client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it})
-	require.ErrorIs(t, err, ksse.ErrDecryptorTrustsAnyKey)
+	require.ErrorIs(t, err, record.ErrInvalidInput)
+	require.ErrorContains(t, err, "trusts any KMS key")
 	require.Len(t, f.ops(), before, "GetRecords was sent")
 
 	insecure := kinesis.New(fakeClientOptions(f), ksse.WithEncryption(enc, anyKey, func(o *ksse.Options) { o.InsecureAllowAnyKey = true }))
@@ -897,7 +903,8 @@ func TestSubscribeToShardRefused(t *testing.T) {
 		ShardId:          aws.String(fakeShardID),
 		StartingPosition: &types.StartingPosition{Type: types.ShardIteratorTypeLatest},
 	})
-	require.ErrorIs(t, err, ksse.ErrSubscribeToShard)
+	require.ErrorIs(t, err, record.ErrInvalidInput)
+	require.ErrorContains(t, err, "SubscribeToShard cannot be decrypted by WithEncryption")
 	require.Contains(t, err.Error(), "DecryptSubscribeToShardEvent")
 	require.Empty(t, f.ops())
 }

@@ -2,18 +2,16 @@ package ksse
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go/middleware"
 
-	"github.com/ksse-go/ksse/internal/version"
+	"github.com/ksse-go/ksse/internal/streamid"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -31,20 +29,6 @@ type transparent struct {
 	iterators *iteratorStreams
 }
 
-// addTo adds the middleware and the user-agent marker to an operation's
-// stack. Given twice (to the client and to a call), the last one replaces
-// the first rather than encrypting twice.
-func (t *transparent) addTo(stack *middleware.Stack) error {
-	if _, ok := stack.Initialize.Get(middlewareID); ok {
-		_, err := stack.Initialize.Swap(middlewareID, t)
-		return err
-	}
-	if err := stack.Initialize.Add(t, middleware.Before); err != nil {
-		return err
-	}
-	return awsmiddleware.AddUserAgentKeyValue("ksse", version.Get())(stack)
-}
-
 func (*transparent) ID() string { return middlewareID }
 
 func (t *transparent) HandleInitialize(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
@@ -58,114 +42,51 @@ func (t *transparent) HandleInitialize(ctx context.Context, in middleware.Initia
 	case *kinesis.GetRecordsInput:
 		return t.getRecords(ctx, p, in, next)
 	case *kinesis.SubscribeToShardInput:
-		return middleware.InitializeOutput{}, middleware.Metadata{}, ErrSubscribeToShard
+		return middleware.InitializeOutput{}, middleware.Metadata{}, errSubscribeToShard
 	}
 	return next.HandleInitialize(ctx, in)
 }
 
-// putRecords encrypts with record.Encryptor.PutRecords, whose "client" is
-// the rest of the middleware stack. The caller's input is not modified;
-// the stack continues with an encrypted copy.
+// putRecords encrypts a copy of the input, sends it, and marks in the
+// output the records that Kinesis did not acknowledge.
 func (t *transparent) putRecords(ctx context.Context, p *kinesis.PutRecordsInput, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 	if t.enc == nil {
-		return middleware.InitializeOutput{}, middleware.Metadata{}, ErrNoEncryptor
+		return middleware.InitializeOutput{}, middleware.Metadata{}, errNoEncryptor
 	}
-	var s sent
-	_, err := t.enc.PutRecords(ctx, putRecordsFunc(func(ctx context.Context, req *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
-		return result[*kinesis.PutRecordsOutput](s.send(ctx, req, in, next))
-	}), p)
-	if s.called {
-		// Sent: the SDK's answer, partial failures in the output, including
-		// those the Encryptor found that the output does not mark.
-		var be *record.BatchError
-		if out, ok := s.out.Result.(*kinesis.PutRecordsOutput); ok && s.err == nil && errors.As(err, &be) {
-			markFailed(out, len(p.Records), be)
+	req, err := t.enc.EncryptPutRecords(ctx, p)
+	if err != nil {
+		return middleware.InitializeOutput{}, middleware.Metadata{}, err
+	}
+	in.Parameters = req
+	out, md, err := next.HandleInitialize(ctx, in)
+	if res, ok := out.Result.(*kinesis.PutRecordsOutput); ok && res != nil && err == nil {
+		n := len(req.Records)
+		if be := record.Unacknowledged("PutRecords", n, res.Records, kinesisResult); be != nil {
+			var failed int32
+			res.Records, failed = record.MarkFailed(res.Records, n, be, kinesisResult)
+			res.FailedRecordCount = &failed
 		}
-		return s.out, s.md, s.err
 	}
-	return middleware.InitializeOutput{}, middleware.Metadata{}, err
+	return out, md, err
 }
 
-// markFailed gives every record that be lists an ErrorCode in out, so that
-// a caller who checks FailedRecordCount and ErrorCode, as Kinesis documents,
-// retries it: a result without a sequence number, or missing results (out
-// then gets one result per record, n in all).
-func markFailed(out *kinesis.PutRecordsOutput, n int, be *record.BatchError) {
-	if len(out.Records) != n {
-		out.Records = append(make([]types.PutRecordsResultEntry, 0, n), out.Records[:min(len(out.Records), n)]...)
-		out.Records = out.Records[:n]
-	}
-	failed := int32(0)
-	for _, f := range be.Failed {
-		r := &out.Records[f.Index]
-		if r.ErrorCode == nil {
-			r.ErrorCode = aws.String("InternalFailure")
-			r.ErrorMessage = aws.String("ksse: " + f.Err.Error())
-			r.SequenceNumber, r.ShardId = nil, nil
-		}
-	}
-	for _, r := range out.Records {
-		if r.ErrorCode != nil {
-			failed++
-		}
-	}
-	out.FailedRecordCount = aws.Int32(failed)
+// kinesisResult gives record.Unacknowledged and record.MarkFailed the
+// fields of a PutRecords result.
+func kinesisResult(r *types.PutRecordsResultEntry) (code, message, id **string) {
+	return &r.ErrorCode, &r.ErrorMessage, &r.SequenceNumber
 }
 
+// putRecord encrypts a copy of the input and sends it.
 func (t *transparent) putRecord(ctx context.Context, p *kinesis.PutRecordInput, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 	if t.enc == nil {
-		return middleware.InitializeOutput{}, middleware.Metadata{}, ErrNoEncryptor
+		return middleware.InitializeOutput{}, middleware.Metadata{}, errNoEncryptor
 	}
-	var s sent
-	_, err := t.enc.PutRecord(ctx, putRecordFunc(func(ctx context.Context, req *kinesis.PutRecordInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordOutput, error) {
-		return result[*kinesis.PutRecordOutput](s.send(ctx, req, in, next))
-	}), p)
-	if s.called {
-		return s.out, s.md, s.err
-	}
-	return middleware.InitializeOutput{}, middleware.Metadata{}, err
-}
-
-// sent records the call of the rest of the stack made on behalf of a
-// record.Encryptor.
-type sent struct {
-	called bool
-	out    middleware.InitializeOutput
-	md     middleware.Metadata
-	err    error
-}
-
-func (s *sent) send(ctx context.Context, req any, in middleware.InitializeInput, next middleware.InitializeHandler) (any, error) {
-	s.called = true
-	in.Parameters = req
-	s.out, s.md, s.err = next.HandleInitialize(ctx, in)
-	return s.out.Result, s.err
-}
-
-// result converts the result of the stack to the output type the
-// Encryptor expects.
-func result[T any](r any, err error) (T, error) {
-	var zero T
+	req, err := t.enc.EncryptPutRecord(ctx, p)
 	if err != nil {
-		return zero, err
+		return middleware.InitializeOutput{}, middleware.Metadata{}, err
 	}
-	out, ok := r.(T)
-	if !ok {
-		return zero, fmt.Errorf("ksse: unexpected result type %T", r)
-	}
-	return out, nil
-}
-
-type putRecordsFunc func(context.Context, *kinesis.PutRecordsInput, ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
-
-func (f putRecordsFunc) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
-	return f(ctx, in, optFns...)
-}
-
-type putRecordFunc func(context.Context, *kinesis.PutRecordInput, ...func(*kinesis.Options)) (*kinesis.PutRecordOutput, error)
-
-func (f putRecordFunc) PutRecord(ctx context.Context, in *kinesis.PutRecordInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordOutput, error) {
-	return f(ctx, in, optFns...)
+	in.Parameters = req
+	return next.HandleInitialize(ctx, in)
 }
 
 // getShardIterator remembers the stream of the iterator it returns.
@@ -175,7 +96,7 @@ func (t *transparent) getShardIterator(ctx context.Context, p *kinesis.GetShardI
 		return out, md, err
 	}
 	if res, ok := out.Result.(*kinesis.GetShardIteratorOutput); ok && res != nil && res.ShardIterator != nil {
-		if stream := streamOf(p.StreamARN, p.StreamName); stream != "" {
+		if stream := streamid.Of(p.StreamARN, p.StreamName); stream != "" {
 			t.iterators.put(*res.ShardIterator, stream)
 		}
 	}
@@ -186,20 +107,8 @@ func (t *transparent) getShardIterator(ctx context.Context, p *kinesis.GetShardI
 // the next iterator and decrypts the records.
 func (t *transparent) getRecords(ctx context.Context, p *kinesis.GetRecordsInput, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 	var none middleware.InitializeOutput
-	if t.dec == nil {
-		return none, middleware.Metadata{}, ErrNoDecryptor
-	}
-	if t.dec.TrustsAnyKey() && !t.opts.InsecureAllowAnyKey {
-		return none, middleware.Metadata{}, ErrDecryptorTrustsAnyKey
-	}
-	stream := deref(p.StreamARN)
-	if stream == "" {
-		var ok bool
-		if stream, ok = t.iterators.get(deref(p.ShardIterator)); !ok {
-			return none, middleware.Metadata{}, ErrUnknownStream
-		}
-	}
-	if _, err := record.KinesisStream(stream); err != nil {
+	stream, err := t.streamToRead(p)
+	if err != nil {
 		return none, middleware.Metadata{}, err
 	}
 	out, md, err := next.HandleInitialize(ctx, in)
@@ -213,7 +122,38 @@ func (t *transparent) getRecords(ctx context.Context, p *kinesis.GetRecordsInput
 	if res.NextShardIterator != nil {
 		t.iterators.put(*res.NextShardIterator, stream)
 	}
+	if err := t.decrypt(ctx, stream, res, &md); err != nil {
+		return none, md, err
+	}
+	return out, md, nil
+}
 
+// streamToRead returns the stream of a GetRecords call, or why the call
+// must not be sent.
+func (t *transparent) streamToRead(p *kinesis.GetRecordsInput) (string, error) {
+	if t.dec == nil {
+		return "", errNoDecryptor
+	}
+	if t.dec.TrustsAnyKey() && !t.opts.InsecureAllowAnyKey {
+		return "", errTrustsAnyKey
+	}
+	stream := aws.ToString(p.StreamARN)
+	if stream == "" {
+		var ok bool
+		if stream, ok = t.iterators.get(aws.ToString(p.ShardIterator)); !ok {
+			return "", ErrUnknownStream
+		}
+	}
+	if _, err := streamid.Kinesis(stream); err != nil {
+		return "", fmt.Errorf("%w: %w", record.ErrInvalidInput, err)
+	}
+	return stream, nil
+}
+
+// decrypt decrypts the records of res in place and sets their key ARNs in
+// md. A failed record makes it return a *GetRecordsError; with OnReject, a
+// record that fails for good is taken out of res instead.
+func (t *transparent) decrypt(ctx context.Context, stream string, res *kinesis.GetRecordsOutput, md *middleware.Metadata) error {
 	var read []types.Record // as read, for OnReject
 	if t.opts.OnReject != nil {
 		read = slices.Clone(res.Records)
@@ -224,7 +164,7 @@ func (t *transparent) getRecords(ctx context.Context, p *kinesis.GetRecordsInput
 	}
 	dec, err := t.dec.DecryptBatch(ctx, stream, data)
 	if dec == nil {
-		return none, md, err
+		return err
 	}
 	record.ApplyDecrypted(res.Records, dec, err)
 	arns := make([]string, len(dec))
@@ -233,21 +173,25 @@ func (t *transparent) getRecords(ctx context.Context, p *kinesis.GetRecordsInput
 	}
 	if err == nil {
 		md.Set(keyARNsKey{}, arns)
-		return out, md, nil
+		return nil
 	}
 	be, ok := err.(*record.BatchError)
 	if !ok {
-		return none, md, err
+		return err
 	}
 	be.Op = "DecryptRecords"
 	if t.opts.OnReject == nil {
 		md.Set(keyARNsKey{}, arns)
-		res.ResultMetadata = md
-		return none, md, &GetRecordsError{Output: res, Err: be}
+		res.ResultMetadata = *md
+		return &GetRecordsError{Output: res, Err: be}
 	}
+	return t.reject(ctx, stream, res, read, arns, be, md)
+}
 
-	// Skip mode: a transient failure fails the call, with nothing of the
-	// output, to be retried; otherwise the rejected records are taken out.
+// reject, in OnReject mode, fails the call with nothing of the output on a
+// transient failure, to be retried. Otherwise it takes the records that
+// failed for good out of res and passes them, as read, to OnReject.
+func (t *transparent) reject(ctx context.Context, stream string, res *kinesis.GetRecordsOutput, read []types.Record, arns []string, be *record.BatchError, md *middleware.Metadata) error {
 	var transient []record.RecordError
 	for _, f := range be.Failed {
 		if !record.IsPermanent(f.Err) {
@@ -255,7 +199,7 @@ func (t *transparent) getRecords(ctx context.Context, p *kinesis.GetRecordsInput
 		}
 	}
 	if len(transient) > 0 {
-		return none, md, &GetRecordsError{Err: &record.BatchError{Op: be.Op, Failed: transient}}
+		return &GetRecordsError{Err: &record.BatchError{Op: be.Op, Failed: transient}}
 	}
 	failed := make(map[int]error, len(be.Failed))
 	for _, f := range be.Failed {
@@ -272,7 +216,7 @@ func (t *transparent) getRecords(ctx context.Context, p *kinesis.GetRecordsInput
 	clear(res.Records[len(kept):])
 	res.Records = kept
 	md.Set(keyARNsKey{}, keptARNs)
-	return out, md, nil
+	return nil
 }
 
 // keyARNsKey is the key of the KMS key ARNs of a GetRecords output's
@@ -294,21 +238,6 @@ type keyARNsKey struct{}
 func KeyARNs(md middleware.Metadata) []string {
 	arns, _ := md.Get(keyARNsKey{}).([]string)
 	return arns
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-// streamOf returns the ARN if set, else the name, as record does.
-func streamOf(arn, name *string) string {
-	if s := deref(arn); s != "" {
-		return s
-	}
-	return deref(name)
 }
 
 // iteratorStreams maps shard iterators to their stream, holding at most max

@@ -44,18 +44,6 @@ func TestIteratorStreamsBound(t *testing.T) {
 	require.False(t, ok)
 }
 
-func TestStreamOfConsumer(t *testing.T) {
-	for in, want := range map[string]string{
-		"orders": "orders",
-		"arn:aws:kinesis:us-east-1:1:stream/orders":                            "arn:aws:kinesis:us-east-1:1:stream/orders",
-		"arn:aws:kinesis:us-east-1:1:stream/orders/consumer/app:1700000000":    "arn:aws:kinesis:us-east-1:1:stream/orders",
-		"arn:aws-cn:kinesis:cn-north-1:1:stream/a.b-c/consumer/x/consumer/y:1": "arn:aws-cn:kinesis:cn-north-1:1:stream/a.b-c",
-		"not-an-arn/consumer/x": "not-an-arn/consumer/x",
-	} {
-		require.Equal(t, want, streamOfConsumer(in), in)
-	}
-}
-
 func TestVersion(t *testing.T) {
 	// In this module's own tests ksse is the main module, not a dependency.
 	require.Equal(t, "devel", version.Get())
@@ -193,8 +181,14 @@ func TestMarkFailed(t *testing.T) {
 		}
 		return be
 	}
+	markFailed := func(out *kinesis.PutRecordsOutput, n int, be *record.BatchError) {
+		var failed int32
+		out.Records, failed = record.MarkFailed(out.Records, n, be, kinesisResult)
+		out.FailedRecordCount = &failed
+	}
 
 	out := &kinesis.PutRecordsOutput{FailedRecordCount: aws.Int32(1), Records: []types.PutRecordsResultEntry{ok, noSeq, throttled}}
+	require.Equal(t, []int{1, 2}, record.Unacknowledged("PutRecords", 3, out.Records, kinesisResult).Indexes())
 	markFailed(out, 3, fail(1, 2))
 	require.Equal(t, int32(2), *out.FailedRecordCount)
 	require.Equal(t, "InternalFailure", aws.ToString(out.Records[1].ErrorCode))

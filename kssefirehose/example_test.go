@@ -99,7 +99,7 @@ func ExampleReader_Next() {
 		case errors.Is(err, envelope.ErrOpen) && errors.As(err, &re):
 			fmt.Printf("record %d: not authentic\n", re.Index)
 			continue
-		case errors.Is(err, kssefirehose.ErrMalformed) && errors.As(err, &re):
+		case errors.Is(err, envelope.ErrMalformed) && errors.As(err, &re):
 			fmt.Printf("object malformed after record %d\n", re.Index-1)
 		}
 		break

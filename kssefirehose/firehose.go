@@ -1,34 +1,38 @@
 // Package kssefirehose encrypts records sent to an Amazon Data Firehose
-// delivery stream (Direct PUT) and decrypts what Firehose delivered: the
-// client-side counterpart of Firehose server-side encryption, with the same
-// envelopes as Kinesis records (see package record and FORMAT.md).
+// delivery stream (Direct PUT), and decrypts what Firehose delivered. It is
+// the client-side counterpart of Firehose server-side encryption, with the
+// envelopes of package record (see FORMAT.md).
 //
 // The package is named kssefirehose, not firehose, so that programs can
-// import it next to github.com/aws/aws-sdk-go-v2/service/firehose without
-// renaming either.
+// import it next to github.com/aws/aws-sdk-go-v2/service/firehose.
 //
 // # Sending
 //
-// [PutRecord] and [PutRecordBatch] wrap the calls of a *firehose.Client: each
-// record's Data is replaced by an envelope bound to the delivery stream (its
-// name is the envelope's associated data and the KMS encryption context
-// {"firehose:deliverystream": NAME}); Firehose records have no partition key.
-// They apply the Firehose limits before anything is sent or any KMS call is
-// made: [MaxRecordSize] per encrypted record, [MaxBatchRecords] records and
-// [MaxBatchSize] per batch. Or, transparently, give a client the option
-// [WithEncryption]:
+// Give a Firehose client the option [WithEncryption], and PutRecord and
+// PutRecordBatch encrypt each record:
 //
 //	client := firehose.NewFromConfig(cfg, kssefirehose.WithEncryption(enc))
 //
+// [PutRecord] and [PutRecordBatch] do the same as functions. Each record's
+// Data becomes an envelope bound to the delivery stream: its name is the
+// envelope's associated data, and the KMS encryption context is
+// {"firehose:deliverystream": NAME}. Firehose records have no partition
+// key.
+//
+// The Firehose limits apply to the encrypted records, before anything is
+// sent and before any KMS call: [MaxRecordSize] per record,
+// [MaxBatchRecords] records and [MaxBatchSize] bytes per batch.
+//
 // # Reading what Firehose delivered
 //
-// Firehose writes the records of a delivery to its destination (an S3
-// object, for example) one after the other, with nothing between them.
-// Envelopes are self-delimiting, so [NewReader] splits such an object, from
+// Firehose writes the records of a delivery one after the other, with
+// nothing between them, to its destination (an S3 object, for example).
+// Envelopes delimit themselves, so a [Reader] splits such an object, from
 // any io.Reader and with bounded memory, and decrypts each record. A record
-// that fails authentication is reported as an error and none of its bytes
-// are returned. Records must not be transformed on the way (no Lambda
-// processor, no record format conversion, no delimiter appended).
+// that fails authentication is an error; none of its bytes are returned.
+//
+// Records must reach the destination as sent: no Lambda processor, no
+// record format conversion, no delimiter appended.
 //
 // # Concurrency
 //
@@ -45,6 +49,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/firehose/types"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/streamid"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -77,28 +82,20 @@ var (
 	_ PutRecordBatchAPI = (*firehose.Client)(nil)
 )
 
-// Encrypt returns the envelope of one record for the delivery stream
-// deliveryStream (name or ARN), to send as a Firehose record's Data. It
-// fails with an error matching record.ErrRecordTooLarge, before any KMS
-// call, if the envelope would exceed [MaxRecordSize].
+// Encrypt returns the envelope of data for the delivery stream
+// deliveryStream (name or ARN), to send as a Firehose record's Data. An
+// envelope over [MaxRecordSize] fails with an error matching
+// record.ErrRecordTooLarge, before any KMS call.
 func Encrypt(ctx context.Context, enc *record.Encryptor, deliveryStream string, data []byte) ([]byte, error) {
 	if enc == nil {
-		return nil, fmt.Errorf("%w: nil Encryptor", record.ErrInvalidInput)
+		return nil, errNilEncryptor
 	}
-	s, err := record.FirehoseStream(deliveryStream)
-	if err != nil {
-		return nil, err
-	}
-	return seal(ctx, enc, s, data)
-}
-
-func seal(ctx context.Context, enc *record.Encryptor, s record.Stream, data []byte) ([]byte, error) {
 	// A wrapped key is at least one byte: check before the KMS call, and
 	// again with the actual size.
 	if n := envelope.Overhead + len(data) + 1; n > MaxRecordSize {
 		return nil, fmt.Errorf("%w: %d bytes encrypted, Firehose limit %d", record.ErrRecordTooLarge, n, MaxRecordSize)
 	}
-	env, err := enc.Seal(ctx, nil, s, "", data, 0)
+	env, err := enc.EncryptFirehose(ctx, nil, deliveryStream, data)
 	if err != nil {
 		return nil, err
 	}
@@ -108,12 +105,26 @@ func seal(ctx context.Context, enc *record.Encryptor, s record.Stream, data []by
 	return env, nil
 }
 
+var errNilEncryptor = fmt.Errorf("%w: nil Encryptor: refusing to send records in plaintext", record.ErrInvalidInput)
+
 // PutRecord encrypts in.Record and sends it with client.PutRecord to the
 // delivery stream in.DeliveryStreamName. The caller's input is not modified.
 // Nothing is sent if encryption fails.
 func PutRecord(ctx context.Context, enc *record.Encryptor, client PutRecordAPI, in *firehose.PutRecordInput, optFns ...func(*firehose.Options)) (*firehose.PutRecordOutput, error) {
-	if enc == nil || client == nil || in == nil || in.Record == nil {
-		return nil, fmt.Errorf("%w: nil Encryptor, client, input or record", record.ErrInvalidInput)
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil client", record.ErrInvalidInput)
+	}
+	req, err := encryptRecord(ctx, enc, in)
+	if err != nil {
+		return nil, err
+	}
+	return client.PutRecord(ctx, req, optFns...)
+}
+
+// encryptRecord returns a copy of in with its record encrypted.
+func encryptRecord(ctx context.Context, enc *record.Encryptor, in *firehose.PutRecordInput) (*firehose.PutRecordInput, error) {
+	if in == nil || in.Record == nil {
+		return nil, fmt.Errorf("%w: nil input or record", record.ErrInvalidInput)
 	}
 	env, err := Encrypt(ctx, enc, aws.ToString(in.DeliveryStreamName), in.Record.Data)
 	if err != nil {
@@ -121,30 +132,28 @@ func PutRecord(ctx context.Context, enc *record.Encryptor, client PutRecordAPI, 
 	}
 	req := *in
 	req.Record = &types.Record{Data: env}
-	return client.PutRecord(ctx, &req, optFns...)
+	return &req, nil
 }
 
 // PutRecordBatch encrypts every record of in and sends them with one
 // PutRecordBatch call of client to the delivery stream
 // in.DeliveryStreamName. The caller's input is not modified.
 //
-// A batch is sent whole or not at all. A batch of more than
-// [MaxBatchRecords] records, or of more than [MaxBatchSize] bytes once
-// encrypted, fails with an error matching record.ErrInvalidInput or
-// record.ErrRecordTooLarge. If a record fails to encrypt, nothing is sent
-// and the error is a *record.BatchError listing every record: the first
-// one at fault with its reason, the others with record.ErrNotSent.
+// A batch is sent whole or not at all. Nothing is sent if:
+//   - it has more than [MaxBatchRecords] records (record.ErrInvalidInput),
+//     or more than [MaxBatchSize] bytes once encrypted
+//     (record.ErrRecordTooLarge);
+//   - a record fails to encrypt: the error is a *record.BatchError, that
+//     record with its reason, the others with record.ErrNotSent.
 //
-// If Firehose rejects some records (FailedPutCount), PutRecordBatch returns
-// its output and a *record.BatchError listing them, each with a
-// *record.ServiceError holding the ErrorCode (a record without a result, or
-// whose result has no RecordId, counts as failed), by their index in
-// in.Records:
-// the caller retries those of its own plaintext records. An error from the
-// call itself is returned as is, with a nil output.
+// If Firehose does not acknowledge some records, PutRecordBatch returns its
+// output and a *record.BatchError listing them by index in in.Records,
+// each with a *record.ServiceError (see record.Unacknowledged). Retry those
+// of your plaintext records. An error of the call itself is returned as
+// is, with a nil output.
 func PutRecordBatch(ctx context.Context, enc *record.Encryptor, client PutRecordBatchAPI, in *firehose.PutRecordBatchInput, optFns ...func(*firehose.Options)) (*firehose.PutRecordBatchOutput, error) {
-	if enc == nil || client == nil || in == nil {
-		return nil, fmt.Errorf("%w: nil Encryptor, client or input", record.ErrInvalidInput)
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil client", record.ErrInvalidInput)
 	}
 	req, err := encryptBatch(ctx, enc, in)
 	if err != nil {
@@ -154,22 +163,36 @@ func PutRecordBatch(ctx context.Context, enc *record.Encryptor, client PutRecord
 	if err != nil {
 		return nil, err
 	}
-	if be := batchFailures(out, len(in.Records)); be != nil {
+	if be := record.Unacknowledged(opPutRecordBatch, len(req.Records), out.RequestResponses, batchResult); be != nil {
 		return out, be
 	}
 	return out, nil
 }
 
+const opPutRecordBatch = "PutRecordBatch"
+
+// batchResult gives record.Unacknowledged and record.MarkFailed the fields
+// of a PutRecordBatch result.
+func batchResult(r *types.PutRecordBatchResponseEntry) (code, message, id **string) {
+	return &r.ErrorCode, &r.ErrorMessage, &r.RecordId
+}
+
 // encryptBatch returns a copy of in with every record encrypted, or an
 // error and nothing.
 func encryptBatch(ctx context.Context, enc *record.Encryptor, in *firehose.PutRecordBatchInput) (*firehose.PutRecordBatchInput, error) {
+	if enc == nil {
+		return nil, errNilEncryptor
+	}
+	if in == nil {
+		return nil, fmt.Errorf("%w: nil input", record.ErrInvalidInput)
+	}
+	stream := aws.ToString(in.DeliveryStreamName)
+	if err := checkStream(stream); err != nil {
+		return nil, err
+	}
 	n := len(in.Records)
 	if n < 1 || n > MaxBatchRecords {
 		return nil, fmt.Errorf("%w: %d records, want 1 to %d", record.ErrInvalidInput, n, MaxBatchRecords)
-	}
-	s, err := record.FirehoseStream(aws.ToString(in.DeliveryStreamName))
-	if err != nil {
-		return nil, err
 	}
 	// Every envelope adds at least Overhead+1 bytes: check the batch before
 	// any KMS call, and again with the actual sizes.
@@ -183,10 +206,10 @@ func encryptBatch(ctx context.Context, enc *record.Encryptor, in *firehose.PutRe
 	recs := make([]types.Record, n)
 	total := 0
 	for i, r := range in.Records {
-		env, err := seal(ctx, enc, s, r.Data)
+		env, err := Encrypt(ctx, enc, stream, r.Data)
 		if err != nil {
 			// Stop at the first failure: a KMS error would repeat.
-			return nil, notSent(n, record.RecordError{Index: i, Err: err})
+			return nil, record.NotSent(opPutRecordBatch, n, record.RecordError{Index: i, Err: err})
 		}
 		recs[i] = types.Record{Data: env}
 		total += len(env)
@@ -199,43 +222,11 @@ func encryptBatch(ctx context.Context, enc *record.Encryptor, in *firehose.PutRe
 	return &req, nil
 }
 
-// notSent builds the error of a batch of n records not sent because of
-// failed: every other record is marked record.ErrNotSent.
-func notSent(n int, failed record.RecordError) *record.BatchError {
-	be := &record.BatchError{Op: "PutRecordBatch"}
-	for i := range n {
-		if i == failed.Index {
-			be.Failed = append(be.Failed, failed)
-			continue
-		}
-		be.Failed = append(be.Failed, record.RecordError{Index: i, Err: record.ErrNotSent})
+// checkStream checks a delivery stream name or ARN before anything is
+// encrypted or read.
+func checkStream(deliveryStream string) error {
+	if _, err := streamid.Firehose(deliveryStream); err != nil {
+		return fmt.Errorf("%w: %w", record.ErrInvalidInput, err)
 	}
-	return be
-}
-
-// batchFailures returns the records that Firehose rejected, or nil. It
-// trusts the per-record results, not only the count: a record is delivered
-// only if its result has a RecordId and no ErrorCode.
-func batchFailures(out *firehose.PutRecordBatchOutput, n int) *record.BatchError {
-	be := &record.BatchError{Op: "PutRecordBatch"}
-	if len(out.RequestResponses) != n {
-		for i := range n {
-			be.Failed = append(be.Failed, record.RecordError{Index: i, Err: &record.ServiceError{Code: "Unknown",
-				Message: fmt.Sprintf("response has %d results for %d records", len(out.RequestResponses), n)}})
-		}
-		return be
-	}
-	for i, r := range out.RequestResponses {
-		if r.ErrorCode != nil || r.RecordId == nil {
-			code := aws.ToString(r.ErrorCode)
-			if code == "" {
-				code = "Unknown"
-			}
-			be.Failed = append(be.Failed, record.RecordError{Index: i, Err: &record.ServiceError{Code: code, Message: aws.ToString(r.ErrorMessage)}})
-		}
-	}
-	if len(be.Failed) == 0 {
-		return nil
-	}
-	return be
+	return nil
 }

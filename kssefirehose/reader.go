@@ -11,17 +11,15 @@ import (
 	"github.com/ksse-go/ksse/record"
 )
 
-// ErrMalformed is matched by the error of a [Reader] for bytes that cannot be
-// split into envelopes: a truncated envelope, or bytes that do not start
-// with a valid envelope header (trailing data, a delimiter, a record written
-// without encryption, a transformed object). It is [envelope.ErrMalformed].
-var ErrMalformed = envelope.ErrMalformed
-
 // ReadError is the error of a [Reader] for one record, or for the bytes at
-// Offset. Err is ErrMalformed (wrapped, with details) when the object cannot
-// be split there; envelope.ErrOpen when a record fails authentication; a
-// KMS error (*kmsiface.Error) or keycache.ErrNotAllowed when its data key
-// cannot be unwrapped; or the error of the underlying io.Reader.
+// Offset. Err is one of:
+//   - envelope.ErrMalformed (wrapped, with details): the object cannot be
+//     split there. A truncated envelope, trailing data, a delimiter, a
+//     record written without encryption or a transformed object do that.
+//   - envelope.ErrOpen: the record fails authentication.
+//   - a KMS error (*kmsiface.Error) or keycache.ErrNotAllowed: its data key
+//     cannot be unwrapped.
+//   - the error of the underlying io.Reader.
 type ReadError struct {
 	// Index is the position of the record in the object, from 0.
 	Index int
@@ -44,14 +42,16 @@ func (e *ReadError) Unwrap() error { return e.Err }
 //
 // It splits with an [envelope.Reader], one envelope at a time, whose buffer
 // holds the largest envelope read so far (at most about 10 MiB) and grows
-// with the bytes actually read, not with the lengths an object claims; each
-// record that Next returns is a new plaintext of its own size on top.
+// with the bytes actually read, not with the lengths an object claims. It
+// keeps one copy of that envelope to decrypt, and each record that Next
+// returns is a new plaintext of its own size.
 type Reader struct {
-	dec    *record.Decryptor
-	stream record.Stream
-	r      *envelope.Reader
-	index  int
-	err    error // sticky: io.EOF or a *ReadError that stops splitting
+	dec     *record.Decryptor
+	stream  string
+	r       *envelope.Reader
+	scratch []byte // the envelope being decrypted
+	index   int
+	err     error // sticky: io.EOF or a *ReadError that stops splitting
 }
 
 // NewReader returns a Reader of the records in r, written by Firehose to
@@ -62,11 +62,10 @@ func NewReader(dec *record.Decryptor, deliveryStream string, r io.Reader) (*Read
 	if dec == nil || r == nil {
 		return nil, fmt.Errorf("%w: nil Decryptor or io.Reader", record.ErrInvalidInput)
 	}
-	s, err := record.FirehoseStream(deliveryStream)
-	if err != nil {
+	if err := checkStream(deliveryStream); err != nil {
 		return nil, err
 	}
-	return &Reader{dec: dec, stream: s, r: envelope.NewReader(bufio.NewReaderSize(r, 8<<10))}, nil
+	return &Reader{dec: dec, stream: deliveryStream, r: envelope.NewReader(bufio.NewReaderSize(r, 8<<10))}, nil
 }
 
 // Next returns the next record, decrypted, in a new Decrypted (whose
@@ -76,8 +75,8 @@ func NewReader(dec *record.Decryptor, deliveryStream string, r io.Reader) (*Read
 // A record that fails authentication, or whose data key cannot be
 // unwrapped, gives a *ReadError and none of its bytes; since its envelope
 // delimited it, Next may be called again and goes on with the next record.
-// Bytes that cannot be split (see ErrMalformed) and read errors give a
-// *ReadError that Next returns again on every later call.
+// Bytes that cannot be split (envelope.ErrMalformed) and read errors give
+// a *ReadError that Next returns again on every later call.
 func (r *Reader) Next(ctx context.Context) (record.Decrypted, error) {
 	if r.err != nil {
 		return record.Decrypted{}, r.err
@@ -92,11 +91,15 @@ func (r *Reader) Next(ctx context.Context) (record.Decrypted, error) {
 	}
 	index := r.index
 	r.index++
-	out, n, keyARN, err := r.dec.Open(ctx, nil, r.stream, &e)
+	// A parsed envelope writes back exactly the bytes that were parsed.
+	var d record.Decrypted
+	if r.scratch, err = e.AppendBinary(r.scratch[:0]); err == nil {
+		_, d, err = r.dec.DecryptFirehose(ctx, nil, r.stream, r.scratch)
+	}
 	if err != nil {
 		return record.Decrypted{}, &ReadError{Index: index, Offset: offset, Err: err}
 	}
-	return record.Decrypted{PartitionKey: string(out[:n]), Data: out[n:], Encrypted: true, KeyARN: keyARN}, nil
+	return d, nil
 }
 
 // All returns an iterator over the records, calling Next until io.EOF. It

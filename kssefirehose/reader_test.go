@@ -94,15 +94,15 @@ func TestReaderFailures(t *testing.T) {
 		obj []byte
 		want
 	}{
-		"trailing garbage":  {append(bytes.Clone(obj), "garbage"...), want{[]string{"first", "second secret", "third"}, 3, len(obj), kssefirehose.ErrMalformed, true}},
-		"trailing newline":  {append(bytes.Clone(obj), '\n'), want{[]string{"first", "second secret", "third"}, 3, len(obj), kssefirehose.ErrMalformed, true}},
-		"leading plaintext": {append([]byte("{\"json\":1}"), obj...), want{nil, 0, 0, kssefirehose.ErrMalformed, true}},
-		"truncated":         {obj[:len(obj)-1], want{[]string{"first", "second secret"}, 2, offsets[2], kssefirehose.ErrMalformed, true}},
-		"truncated header":  {obj[:offsets[1]+10], want{[]string{"first"}, 1, offsets[1], kssefirehose.ErrMalformed, true}},
+		"trailing garbage":  {append(bytes.Clone(obj), "garbage"...), want{[]string{"first", "second secret", "third"}, 3, len(obj), envelope.ErrMalformed, true}},
+		"trailing newline":  {append(bytes.Clone(obj), '\n'), want{[]string{"first", "second secret", "third"}, 3, len(obj), envelope.ErrMalformed, true}},
+		"leading plaintext": {append([]byte("{\"json\":1}"), obj...), want{nil, 0, 0, envelope.ErrMalformed, true}},
+		"truncated":         {obj[:len(obj)-1], want{[]string{"first", "second secret"}, 2, offsets[2], envelope.ErrMalformed, true}},
+		"truncated header":  {obj[:offsets[1]+10], want{[]string{"first"}, 1, offsets[1], envelope.ErrMalformed, true}},
 		"tampered":          {tampered, want{[]string{"first"}, 1, offsets[1], envelope.ErrOpen, false}},
-		"wrong version":     {wrongVersion, want{[]string{"first"}, 1, offsets[1], kssefirehose.ErrMalformed, true}},
-		"zero key length":   {badLength, want{[]string{"first"}, 1, offsets[1], kssefirehose.ErrMalformed, true}},
-		"longer body":       {longer, want{[]string{"first", "second secret"}, 2, offsets[2], kssefirehose.ErrMalformed, true}},
+		"wrong version":     {wrongVersion, want{[]string{"first"}, 1, offsets[1], envelope.ErrMalformed, true}},
+		"zero key length":   {badLength, want{[]string{"first"}, 1, offsets[1], envelope.ErrMalformed, true}},
+		"longer body":       {longer, want{[]string{"first", "second secret"}, 2, offsets[2], envelope.ErrMalformed, true}},
 	} {
 		r, err := kssefirehose.NewReader(dec, "clicks", bytes.NewReader(c.obj))
 		require.NoError(t, err)
@@ -151,7 +151,8 @@ func TestReaderReadError(t *testing.T) {
 	_, err = kssefirehose.NewReader(nil, "clicks", bytes.NewReader(obj))
 	require.ErrorIs(t, err, record.ErrInvalidInput)
 	_, err = kssefirehose.NewReader(dec, "arn:aws:kinesis:us-east-1:1:stream/clicks", bytes.NewReader(obj))
-	require.ErrorIs(t, err, record.ErrInvalidStream)
+	require.ErrorIs(t, err, record.ErrInvalidInput)
+	require.ErrorContains(t, err, "is not a firehose ARN")
 }
 
 // TestReaderAll checks that the iterator goes on after a record that fails
@@ -168,7 +169,7 @@ func TestReaderAll(t *testing.T) {
 		switch {
 		case errors.Is(err, envelope.ErrOpen):
 			got = append(got, "ErrOpen")
-		case errors.Is(err, kssefirehose.ErrMalformed):
+		case errors.Is(err, envelope.ErrMalformed):
 			got = append(got, "ErrMalformed")
 		case err != nil:
 			t.Fatal(err)
@@ -197,7 +198,7 @@ func TestReaderBoundedAllocation(t *testing.T) {
 		r, err := kssefirehose.NewReader(dec, "clicks", bytes.NewReader(obj))
 		require.NoError(t, err)
 		_, err = r.Next(context.Background())
-		require.ErrorIs(t, err, kssefirehose.ErrMalformed)
+		require.ErrorIs(t, err, envelope.ErrMalformed)
 	}
 	runtime.ReadMemStats(&after)
 	perRun := (after.TotalAlloc - before.TotalAlloc) / runs

@@ -64,11 +64,8 @@ func TestReaderPrintsRedacted(t *testing.T) {
 	if len(k.keys) != 1 {
 		t.Fatalf("%d data keys generated, want 1", len(k.keys))
 	}
-	s, err := record.FirehoseStream("clicks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	secrets := redacttest.Secrets(t, k.keys[0].Plaintext, k.keys[0].CiphertextBlob, s.String())
+	// "firehose:clicks" is the stream's associated data.
+	secrets := redacttest.Secrets(t, k.keys[0].Plaintext, k.keys[0].CiphertextBlob, "firehose:clicks")
 	redacttest.Check(t, r, "kssefirehose.Reader{REDACTED}", secrets)
 	var nr *kssefirehose.Reader
 	if got := fmt.Sprint(nr); got != "<nil>" {

@@ -26,30 +26,32 @@
 //
 // A record fails to decrypt either for good or for now.
 //
-// A permanent failure ([record.IsPermanent]) will recur on every delivery:
-// the record is not authentic (forged, tampered with, or written for
-// another stream), not encrypted, under a KMS key not in the Decryptor's
+// A permanent failure ([record.IsPermanent]) recurs on every delivery. The
+// record is not authentic (forged, tampered with, or written for another
+// stream), not encrypted, under a KMS key not in the Decryptor's
 // AllowedKeys, or refused by KMS for access or key state. Such a record is
-// rejected: it is taken out of the event and passed to [Options].OnReject.
-// The rest of its shard goes on. It is not reported in BatchItemFailures,
-// so Lambda does not deliver it again. The default OnReject logs it with
-// slog.Default at level Error: event ID, event source ARN, sequence number
-// and reason, never the record's content.
+// rejected:
+//   - it is taken out of the event and passed to [Options].OnReject;
+//   - it is not reported in BatchItemFailures, so Lambda does not deliver
+//     it again, and the rest of its shard goes on.
 //
-// A transient failure (KMS throttling, the Decryptor's KMS rate limit, a
-// KMS or network error, the function's deadline) may pass. The record and
-// every later record of its shard are withheld from the handler, and the
-// record is reported in BatchItemFailures. Lambda checkpoints the shard
-// there and delivers the withheld records again, in order. Each transient
-// failure is logged at level Warn.
+// The default OnReject logs it with slog.Default at level Error: event ID,
+// event source ARN, sequence number and reason, never the record's content.
 //
-// A record is rejected once: OnReject is called after the handler
-// returns, and only for records that the response lets Lambda checkpoint
-// past. A record that Lambda will deliver again (the handler failed, or
-// reported an earlier record of the shard as failed) is rejected then.
+// A transient failure may pass: KMS throttling, the Decryptor's KMS rate
+// limit, a KMS or network error, the function's deadline. The record is
+// reported in BatchItemFailures, and it and every later record of its shard
+// are withheld from the handler. Lambda checkpoints the shard there and
+// delivers the withheld records again, in order. Each transient failure is
+// logged at level Warn.
 //
-// Records are decrypted for the stream named by their EventSourceARN (an
-// enhanced fan-out consumer ARN names its stream). The distinct data keys
+// A record is rejected once. OnReject is called after the handler returns,
+// and only for records that Lambda may checkpoint past. A record that
+// Lambda will deliver again is rejected then: the handler failed, or
+// reported an earlier record of its shard as failed.
+//
+// Records are decrypted for the stream named by their EventSourceARN; an
+// enhanced fan-out consumer ARN names its stream. The distinct data keys
 // of an event are unwrapped concurrently ([record.Decryptor.DecryptBatch]).
 // aws-lambda-go has already decoded the base64 of the event's data.
 package ksselambda
@@ -192,10 +194,10 @@ func decryptAll(ctx context.Context, dec *record.Decryptor, records []events.Kin
 		}
 		return recs, errs
 	}
-	byStream := map[string][]int{}
+	byStream := map[string][]int{} // by event source: a stream or consumer ARN
 	var streams []string
 	for i, r := range records {
-		s := streamOf(r.EventSourceArn)
+		s := r.EventSourceArn
 		if _, ok := byStream[s]; !ok {
 			streams = append(streams, s)
 		}
@@ -276,15 +278,6 @@ type shard struct{ source, id string }
 func shardOf(r events.KinesisEventRecord) shard {
 	id, _, _ := strings.Cut(r.EventID, ":")
 	return shard{r.EventSourceArn, id}
-}
-
-// streamOf returns the stream ARN of an event source ARN, which may be the
-// ARN of an enhanced fan-out consumer (…:stream/NAME/consumer/C:T).
-func streamOf(arn string) string {
-	if i := strings.Index(arn, "/consumer/"); i >= 0 && strings.HasPrefix(arn, "arn:") {
-		return arn[:i]
-	}
-	return arn
 }
 
 // logReject is the default OnReject.

@@ -492,7 +492,7 @@ func TestEventSource(t *testing.T) {
 		"stream ARN":   {r, nil},
 		"consumer ARN": {consumer, nil},
 		"other stream": {other, envelope.ErrOpen},
-		"no ARN":       {missing, record.ErrInvalidStream},
+		"no ARN":       {missing, record.ErrInvalidInput},
 	} {
 		out, fails, err := ksselambda.DecryptEvent(ctx, f.dec, events.KinesisEvent{Records: []events.KinesisEventRecord{c.rec}})
 		if c.err == nil {

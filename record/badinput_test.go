@@ -33,10 +33,10 @@ import (
 //	NewEncryptor(empty key ID)                     record.ErrInvalidInput       empty KMS key ID
 //	NewDecryptor(nil client)                       record.ErrInvalidInput       nil KMS client
 //	MaxRecordSize -1 / 10 MiB+1                    (none)                       MaxRecordSize … is not between 1 and
-//	stream "", "bad name", "ström", 129 chars      record.ErrInvalidStream      want 1 to 128 of a-z, A-Z, 0-9, _ . -
-//	ARN of firehose / deliverystream resource      record.ErrInvalidStream      is not a kinesis ARN
-//	ARN with too few parts                         record.ErrInvalidStream      is not a kinesis ARN
-//	ARN with empty, too long or "/" name           record.ErrInvalidStream      want 1 to 128
+//	stream "", "bad name", "ström", 129 chars      record.ErrInvalidInput       want 1 to 128 of a-z, A-Z, 0-9, _ . -
+//	ARN of firehose / deliverystream resource      record.ErrInvalidInput       is not a kinesis ARN
+//	ARN with too few parts                         record.ErrInvalidInput       is not a kinesis ARN
+//	ARN with empty, too long or "/" name           record.ErrInvalidInput       want 1 to 128
 //	partition key ""                               record.ErrInvalidInput       empty
 //	partition key of 257 characters                record.ErrInvalidInput       257 characters, more than 256
 //	partition key "\xff" (not UTF-8)               record.ErrInvalidInput       not valid UTF-8
@@ -50,11 +50,11 @@ import (
 //	SetKeyID("")                                   record.ErrInvalidInput       empty KMS key ID
 //	PutRecords(nil client) / (nil input)           record.ErrInvalidInput       nil client or input
 //	PutRecords with 0 / 501 entries                record.ErrInvalidInput       records, want 1 to 500
-//	PutRecords without stream name or ARN          record.ErrInvalidStream      want 1 to 128
+//	PutRecords without stream name or ARN          record.ErrInvalidInput       want 1 to 128
 //	PutRecords entry with nil partition key        record.ErrInvalidInput       (and the others record.ErrNotSent)
 //	PutRecords over 5 MiB in total                 record.ErrRecordTooLarge     request of
 //	PutRecord(nil client) / (nil input)            record.ErrInvalidInput       nil client or input
-//	Seal / Open with the zero Stream               record.ErrInvalidStream      zero Stream
+//	EncryptFirehose / DecryptFirehose, bad stream  record.ErrInvalidInput       want 1 to 128 / is not a firehose ARN
 //	Decrypt of nil, "", JSON (strict consumer)     record.ErrNotEncrypted       record is not encrypted
 //	Decrypt of magic + garbage                     envelope.ErrOpen             message authentication failed
 //	Decrypt of a key outside the allowlist         keycache.ErrNotAllowed       not in the allowed list / is not of
@@ -197,18 +197,18 @@ func TestBadInput(t *testing.T) {
 		{"MaxRecordSize -1", newEnc(func(o *record.EncryptorOptions) { o.MaxRecordSize = -1 }), nil, "MaxRecordSize -1 is not between 1 and 10485760"},
 		{"MaxRecordSize 10 MiB + 1", newEnc(func(o *record.EncryptorOptions) { o.MaxRecordSize = 10<<20 + 1 }), nil, "is not between 1 and 10485760"},
 
-		{`stream ""`, encrypt(env.enc, "", "pk", nil), record.ErrInvalidStream, "want 1 to 128 of a-z, A-Z, 0-9, _ . -"},
-		{`stream "bad name"`, encrypt(env.enc, "bad name", "pk", nil), record.ErrInvalidStream, `"bad name"`},
-		{`stream "ström"`, encrypt(env.enc, "ström", "pk", nil), record.ErrInvalidStream, "want 1 to 128"},
-		{"stream of 129 characters", encrypt(env.enc, strings.Repeat("s", 129), "pk", nil), record.ErrInvalidStream, "want 1 to 128"},
+		{`stream ""`, encrypt(env.enc, "", "pk", nil), record.ErrInvalidInput, "want 1 to 128 of a-z, A-Z, 0-9, _ . -"},
+		{`stream "bad name"`, encrypt(env.enc, "bad name", "pk", nil), record.ErrInvalidInput, `"bad name"`},
+		{`stream "ström"`, encrypt(env.enc, "ström", "pk", nil), record.ErrInvalidInput, "want 1 to 128"},
+		{"stream of 129 characters", encrypt(env.enc, strings.Repeat("s", 129), "pk", nil), record.ErrInvalidInput, "want 1 to 128"},
 		{"stream of 128 characters", encrypt(env.enc, strings.Repeat("s", 128), "pk", nil), nil, ""},
 		{"ARN of another service", encrypt(env.enc, "arn:aws:firehose:us-east-1:111122223333:stream/x", "pk", nil),
-			record.ErrInvalidStream, "is not a kinesis ARN"},
-		{"ARN of another resource", encrypt(env.enc, arnPrefix+"deliverystream/x", "pk", nil), record.ErrInvalidStream, "is not a kinesis ARN"},
-		{"ARN with too few parts", encrypt(env.enc, "arn:aws:kinesis:us-east-1", "pk", nil), record.ErrInvalidStream, "is not a kinesis ARN"},
-		{"ARN with an empty name", encrypt(env.enc, arnPrefix+"stream/", "pk", nil), record.ErrInvalidStream, "want 1 to 128"},
-		{"ARN with a 129-character name", encrypt(env.enc, arnPrefix+"stream/"+strings.Repeat("s", 129), "pk", nil), record.ErrInvalidStream, "want 1 to 128"},
-		{`ARN with name "a/b"`, encrypt(env.enc, arnPrefix+"stream/a/b", "pk", nil), record.ErrInvalidStream, "want 1 to 128"},
+			record.ErrInvalidInput, "is not a kinesis ARN"},
+		{"ARN of another resource", encrypt(env.enc, arnPrefix+"deliverystream/x", "pk", nil), record.ErrInvalidInput, "is not a kinesis ARN"},
+		{"ARN with too few parts", encrypt(env.enc, "arn:aws:kinesis:us-east-1", "pk", nil), record.ErrInvalidInput, "is not a kinesis ARN"},
+		{"ARN with an empty name", encrypt(env.enc, arnPrefix+"stream/", "pk", nil), record.ErrInvalidInput, "want 1 to 128"},
+		{"ARN with a 129-character name", encrypt(env.enc, arnPrefix+"stream/"+strings.Repeat("s", 129), "pk", nil), record.ErrInvalidInput, "want 1 to 128"},
+		{`ARN with name "a/b"`, encrypt(env.enc, arnPrefix+"stream/a/b", "pk", nil), record.ErrInvalidInput, "want 1 to 128"},
 		{"ARN in another partition", encrypt(env.enc, "arn:aws-cn:kinesis:cn-north-1:111122223333:stream/s", "pk", nil), nil, ""},
 
 		{`partition key ""`, encrypt(env.enc, "s", "", nil), record.ErrInvalidInput, "empty"},
@@ -243,7 +243,7 @@ func TestBadInput(t *testing.T) {
 		{"PutRecords with 501 entries", put(&kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: entries(501, pk, 1)}),
 			record.ErrInvalidInput, "501 records, want 1 to 500"},
 		{"PutRecords with 500 entries", put(&kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: entries(500, pk, 1)}), nil, ""},
-		{"PutRecords without stream", put(&kinesis.PutRecordsInput{Records: entries(1, pk, 1)}), record.ErrInvalidStream, "want 1 to 128"},
+		{"PutRecords without stream", put(&kinesis.PutRecordsInput{Records: entries(1, pk, 1)}), record.ErrInvalidInput, "want 1 to 128"},
 		{"PutRecords entry with nil partition key", put(&kinesis.PutRecordsInput{StreamName: aws.String("s"),
 			Records: append(entries(1, pk, 1), entries(1, nil, 1)...)}), record.ErrInvalidInput, "record 1: record: invalid input: invalid partition key: empty"},
 		{"PutRecords entry with nil data", put(&kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: entries(2, pk, 0)}), nil, ""},
@@ -260,14 +260,14 @@ func TestBadInput(t *testing.T) {
 			return err
 		}, nil, ""},
 
-		{"Seal with the zero Stream", func(ctx context.Context) error {
-			_, err := env.enc.Seal(ctx, nil, record.Stream{}, "pk", nil, 0)
+		{"EncryptFirehose without a delivery stream", func(ctx context.Context) error {
+			_, err := env.enc.EncryptFirehose(ctx, nil, "", nil)
 			return err
-		}, record.ErrInvalidStream, "zero Stream"},
-		{"Open with the zero Stream", func(ctx context.Context) error {
-			_, _, _, err := env.dec.Open(ctx, nil, record.Stream{}, &envelope.Envelope{})
+		}, record.ErrInvalidInput, "want 1 to 128"},
+		{"DecryptFirehose with a Kinesis ARN", func(ctx context.Context) error {
+			_, _, err := env.dec.DecryptFirehose(ctx, nil, "arn:aws:kinesis:us-east-1:1:stream/s", nil)
 			return err
-		}, record.ErrInvalidStream, "zero Stream"},
+		}, record.ErrInvalidInput, "is not a firehose ARN"},
 
 		{"Decrypt(nil)", func(ctx context.Context) error { _, err := env.dec.Decrypt(ctx, "s", nil); return err },
 			record.ErrNotEncrypted, "record is not encrypted"},
@@ -280,7 +280,7 @@ func TestBadInput(t *testing.T) {
 			return err
 		}, envelope.ErrOpen, "message authentication failed"},
 		{"Decrypt with an invalid stream", func(ctx context.Context) error { _, err := env.dec.Decrypt(ctx, "a b", nil); return err },
-			record.ErrInvalidStream, "want 1 to 128"},
+			record.ErrInvalidInput, "want 1 to 128"},
 		{"Decrypt of a key outside a one-key allowlist", allowlisted(env.arn), keycache.ErrNotAllowed, "is not of"},
 		{"Decrypt of a key outside a two-key allowlist", allowlisted(env.arn, env.arn3),
 			keycache.ErrNotAllowed, "of none of the 2 allowed keys"},
@@ -359,7 +359,7 @@ func TestBadInputNeverPanics(t *testing.T) {
 	good, err := env.enc.Encrypt(ctx, "orders", "pk", []byte("payload"))
 	require.NoError(t, err)
 
-	known := []error{record.ErrInvalidStream, record.ErrInvalidInput, record.ErrRecordTooLarge,
+	known := []error{record.ErrInvalidInput, record.ErrRecordTooLarge,
 		record.ErrNotEncrypted, envelope.ErrOpen}
 	isKnown := func(err error) bool {
 		for _, k := range known {
@@ -502,9 +502,7 @@ func TestTamperRecords(t *testing.T) {
 		require.Equal(t, envelope.ErrOpen, err, s)
 		cases++
 	}
-	fh, err := record.FirehoseStream("orders")
-	require.NoError(t, err)
-	_, _, _, err = env.dec.Open(ctx, nil, fh, &e1)
+	_, _, err = env.dec.DecryptFirehose(ctx, nil, "orders", r1.Data)
 	require.Equal(t, envelope.ErrOpen, err, "firehose stream of the same name")
 	cases++
 
@@ -523,17 +521,16 @@ func TestTamperRecords(t *testing.T) {
 		cases, len(e1.WrappedKey)*8)
 }
 
-// TestOpenNilEnvelope: Decryptor.Open with a nil *envelope.Envelope must
-// not panic ("no panic on any caller input").
-func TestOpenNilEnvelope(t *testing.T) {
+// TestDecryptFirehoseNil: Decryptor.DecryptFirehose of nil data must not
+// panic ("no panic on any caller input").
+func TestDecryptFirehoseNil(t *testing.T) {
 	env := newBIEnv(t)
-	s, err := record.KinesisStream("s")
-	require.NoError(t, err)
 	var panicked any
+	var err error
 	func() {
 		defer func() { panicked = recover() }()
-		_, _, _, err = env.dec.Open(context.Background(), nil, s, nil)
+		_, _, err = env.dec.DecryptFirehose(context.Background(), nil, "s", nil)
 	}()
-	require.Nil(t, panicked, "Decryptor.Open(nil envelope) must not panic")
-	require.ErrorIs(t, err, record.ErrInvalidInput)
+	require.Nil(t, panicked, "Decryptor.DecryptFirehose(nil) must not panic")
+	require.ErrorIs(t, err, record.ErrNotEncrypted)
 }

@@ -19,7 +19,7 @@ func TestBindingsBounded(t *testing.T) {
 	for i := range 3 * maxBindings {
 		name := fmt.Sprint("stream-", i)
 		b, err := bs.kinesisStream(name)
-		if err != nil || b.s.Name() != name || b.kb.AD != "kinesis:"+name {
+		if err != nil || b.s.Name != name || b.kb.AD != "kinesis:"+name {
 			t.Fatalf("%s: %v, %+v", name, err, b)
 		}
 		if n := mapLen(&bs.kinesis); n > maxBindings {

@@ -158,6 +158,20 @@ func (d *Decryptor) DecryptAppend(ctx context.Context, dst []byte, stream string
 	if err != nil {
 		return dst, Decrypted{}, err
 	}
+	return d.decryptAppend(ctx, dst, b, data)
+}
+
+// DecryptFirehose is DecryptAppend for a record of the Firehose delivery
+// stream deliveryStream (name or ARN).
+func (d *Decryptor) DecryptFirehose(ctx context.Context, dst []byte, deliveryStream string, data []byte) (out []byte, dec Decrypted, err error) {
+	b, err := d.bind.firehoseStream(deliveryStream)
+	if err != nil {
+		return dst, Decrypted{}, err
+	}
+	return d.decryptAppend(ctx, dst, b, data)
+}
+
+func (d *Decryptor) decryptAppend(ctx context.Context, dst []byte, b *binding, data []byte) (out []byte, dec Decrypted, err error) {
 	e, plain, err := d.parse(data)
 	switch {
 	case plain:
@@ -179,25 +193,6 @@ func (d *Decryptor) DecryptAppend(ctx context.Context, dst []byte, stream string
 		return dst, dec, nil
 	}
 	return out, dec, nil
-}
-
-// Open authenticates and decrypts the parsed envelope e of stream s and
-// appends its partition key and payload to dst, as envelope.Key.Open does.
-// It is the low-level form of Decrypt, for envelopes that do not come one
-// per Kinesis record (Firehose objects). It also returns the ARN of the KMS
-// key that protected the data key.
-func (d *Decryptor) Open(ctx context.Context, dst []byte, s Stream, e *envelope.Envelope) (out []byte, partitionKeyLen int, keyARN string, err error) {
-	if !s.valid() {
-		return dst, 0, "", fmt.Errorf("%w: zero Stream", ErrInvalidStream)
-	}
-	if e == nil {
-		return dst, 0, "", fmt.Errorf("%w: nil envelope", ErrInvalidInput)
-	}
-	if !e.Valid() {
-		// Not one Parse returns: no KMS call for its wrapped key.
-		return dst, 0, "", envelope.ErrOpen
-	}
-	return d.open(ctx, dst, d.bind.of(s), e)
 }
 
 func (d *Decryptor) open(ctx context.Context, dst []byte, b *binding, e *envelope.Envelope) ([]byte, int, string, error) {

@@ -41,8 +41,8 @@
 // # Errors
 //
 // Caller mistakes are reported before anything is sent and before any KMS
-// call. They match [ErrInvalidInput], [ErrInvalidStream] or
-// [ErrRecordTooLarge] with errors.Is. Other failures:
+// call. They match [ErrInvalidInput] (an invalid stream name or partition
+// key, a nil input) or [ErrRecordTooLarge] with errors.Is. Other failures:
 //
 //   - A failed KMS call is a *kmsiface.Error, which matches a class of
 //     package kmsiface (ErrKeyDisabled, ErrThrottling, …).

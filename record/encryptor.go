@@ -133,15 +133,21 @@ func (e *Encryptor) EncryptAppend(ctx context.Context, dst []byte, stream, parti
 	}, nil
 }
 
-// Seal appends the envelope of one record, for stream s, to dst. It is the
-// low-level form of Encrypt, for destinations other than a Kinesis record
-// (Firehose records have no partition key: pass ""). overhead is what the
-// destination adds to the envelope's size when it applies MaxRecordSize.
-func (e *Encryptor) Seal(ctx context.Context, dst []byte, s Stream, partitionKey string, payload []byte, overhead int) ([]byte, error) {
-	if !s.valid() {
-		return dst, fmt.Errorf("%w: zero Stream", ErrInvalidStream)
+// EncryptFirehose is EncryptAppend for a record of the Firehose delivery
+// stream deliveryStream (name or ARN). Firehose records have no partition
+// key: it appends the envelope of data alone to dst and returns the updated
+// slice. On failure it returns dst unchanged.
+func (e *Encryptor) EncryptFirehose(ctx context.Context, dst []byte, deliveryStream string, data []byte) ([]byte, error) {
+	b, err := e.bind.firehoseStream(deliveryStream)
+	if err != nil {
+		return dst, err
 	}
-	return e.seal(ctx, dst, e.bind.of(s), partitionKey, payload, overhead, sealReserve{})
+	out, err := e.seal(ctx, dst, b, "", data, 0, sealReserve{})
+	if err != nil {
+		return dst, err
+	}
+	e.tel.Encrypted(ctx, b.kb.AD, 1)
+	return out, nil
 }
 
 // seal appends the envelope of one record to dst. If dst lacks the room, it
@@ -227,7 +233,7 @@ func checkPartitionKey(pk string) error {
 
 // binding is a parsed stream and its key cache binding.
 type binding struct {
-	s     Stream
+	s     stream
 	kb    keycache.Binding
 	route route // keyed routing (Encryptor with RoutingKey)
 }
@@ -236,7 +242,7 @@ type binding struct {
 // caller gave it, so that the hot path neither parses nor allocates.
 type bindings struct {
 	kinesis, firehose sync.Map // string → *binding
-	streams           sync.Map // Stream → *binding
+	streams           sync.Map // stream → *binding
 	n                 atomic.Int64
 }
 
@@ -246,15 +252,15 @@ const maxBindings = 4096
 
 // kinesisStream returns the binding of a Kinesis stream name or ARN.
 func (bs *bindings) kinesisStream(stream string) (*binding, error) {
-	return bs.get(&bs.kinesis, stream, KinesisStream)
+	return bs.get(&bs.kinesis, stream, kinesisID)
 }
 
 // firehoseStream returns the binding of a Firehose stream name or ARN.
 func (bs *bindings) firehoseStream(stream string) (*binding, error) {
-	return bs.get(&bs.firehose, stream, FirehoseStream)
+	return bs.get(&bs.firehose, stream, firehoseID)
 }
 
-func (bs *bindings) get(m *sync.Map, stream string, parse func(string) (Stream, error)) (*binding, error) {
+func (bs *bindings) get(m *sync.Map, stream string, parse func(string) (stream, error)) (*binding, error) {
 	if b, ok := m.Load(stream); ok {
 		return b.(*binding), nil
 	}
@@ -280,7 +286,7 @@ func (bs *bindings) added() {
 	}
 }
 
-func (bs *bindings) of(s Stream) *binding {
+func (bs *bindings) of(s stream) *binding {
 	if b, ok := bs.streams.Load(s); ok {
 		return b.(*binding)
 	}

@@ -3,6 +3,7 @@ package record_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -89,10 +90,10 @@ func TestValidation(t *testing.T) {
 		data       []byte
 		want       error
 	}{
-		{"", "pk", nil, record.ErrInvalidStream},
-		{"bad name", "pk", nil, record.ErrInvalidStream},
-		{"arn:aws:kinesis:us-east-1:1:deliverystream/x", "pk", nil, record.ErrInvalidStream},
-		{strings.Repeat("s", 129), "pk", nil, record.ErrInvalidStream},
+		{"", "pk", nil, record.ErrInvalidInput},
+		{"bad name", "pk", nil, record.ErrInvalidInput},
+		{"arn:aws:kinesis:us-east-1:1:deliverystream/x", "pk", nil, record.ErrInvalidInput},
+		{strings.Repeat("s", 129), "pk", nil, record.ErrInvalidInput},
 		{"s", "", nil, record.ErrInvalidInput},
 		{"s", strings.Repeat("é", 257), nil, record.ErrInvalidInput},
 		{"s", "\xff", nil, record.ErrInvalidInput},
@@ -370,23 +371,25 @@ func TestPutRecordsValidatesBeforeKMS(t *testing.T) {
 	}
 }
 
-// TestOpenInvalidEnvelope: an Envelope built by the caller with fields of
-// sizes Parse never returns fails with ErrOpen before any KMS call for its
-// wrapped key.
+// TestOpenInvalidEnvelope: an envelope whose header claims sizes Parse
+// never accepts fails with ErrOpen before any KMS call for its wrapped key.
 func TestOpenInvalidEnvelope(t *testing.T) {
 	k, _, _, dec := newPair(t)
-	s, err := record.KinesisStream("orders")
-	require.NoError(t, err)
-	for name, e := range map[string]envelope.Envelope{
-		"huge wrapped key": {Salt: make([]byte, envelope.SaltSize), Body: make([]byte, 64), WrappedKey: make([]byte, envelope.MaxWrappedKeySize+1)},
-		"no wrapped key":   {Salt: make([]byte, envelope.SaltSize), Body: make([]byte, 64)},
-		"short salt":       {Salt: make([]byte, 3), Body: make([]byte, 64), WrappedKey: []byte("w")},
-		"short body":       {Salt: make([]byte, envelope.SaltSize), Body: make([]byte, 5), WrappedKey: []byte("w")},
+	raw := func(wkLen, bodyLen, have int) []byte {
+		b := binary.BigEndian.AppendUint16([]byte("\xe5KS\x01"), uint16(wkLen))
+		b = binary.BigEndian.AppendUint32(b, uint32(bodyLen))
+		return append(b, make([]byte, envelope.SaltSize+have)...)
+	}
+	for name, data := range map[string][]byte{
+		"huge wrapped key": raw(envelope.MaxWrappedKeySize+1, 64, 64+envelope.MaxWrappedKeySize+1),
+		"no wrapped key":   raw(0, 64, 64),
+		"truncated":        raw(1, 64, 10),
+		"short body":       raw(1, 5, 6),
 	} {
-		out, n, _, err := dec.Open(context.Background(), []byte("dst"), s, &e)
+		out, d, err := dec.DecryptFirehose(context.Background(), []byte("dst"), "orders", data)
 		require.Equal(t, envelope.ErrOpen, err, name)
 		require.Equal(t, "dst", string(out))
-		require.Zero(t, n)
+		require.Zero(t, d)
 	}
 	require.Zero(t, k.Calls("Decrypt"))
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/streamid"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/kmsiface"
 	"github.com/ksse-go/ksse/record"
@@ -55,14 +56,12 @@ func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
 	if *stream == "" {
 		return usagef("--stream is required: records are authenticated with the stream they were written to")
 	}
-	var st record.Stream
+	parse, kind := streamid.Kinesis, "Kinesis stream"
 	if *firehose {
-		st, err = record.FirehoseStream(*stream)
-	} else {
-		st, err = record.KinesisStream(*stream)
+		parse, kind = streamid.Firehose, "Firehose delivery stream"
 	}
-	if err != nil {
-		return usagef("--stream %q: not a valid %s name or ARN", *stream, map[bool]string{false: "Kinesis stream", true: "Firehose delivery stream"}[*firehose])
+	if _, err := parse(*stream); err != nil {
+		return usagef("--stream %q: not a valid %s name or ARN", *stream, kind)
 	}
 	if err := kf.check(); err != nil {
 		return err
@@ -91,7 +90,13 @@ func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
 	}
 	defer dec.Close()
 
-	n, failed, unauthentic, err := decryptAll(ctx, dec, st, in, keyARNs, newRecordWriter(c.stdout), c.warnf)
+	decrypt := dec.DecryptAppend
+	if *firehose {
+		decrypt = dec.DecryptFirehose
+	}
+	n, failed, unauthentic, err := decryptAll(ctx, func(ctx context.Context, dst, data []byte) ([]byte, record.Decrypted, error) {
+		return decrypt(ctx, dst, *stream, data)
+	}, in, keyARNs, newRecordWriter(c.stdout), c.warnf)
 	if err != nil {
 		c.warnf("%v", err)
 		return errReported
@@ -116,14 +121,14 @@ func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-// decryptAll decrypts the envelopes of r, prints the authentic ones to out
+// decryptAll decrypts the envelopes of r with decrypt, prints the authentic ones to out
 // and reports the others with warnf (explained by explainKeyError for the
 // --key-arn keys keyARNs). It returns the number of envelopes, of
 // failures and of failures to authenticate (envelope.ErrOpen) among them, and
 // an error when r cannot be split (or read, or written) to its end.
-func decryptAll(ctx context.Context, dec *record.Decryptor, st record.Stream, r io.Reader, keyARNs []string, out *recordWriter, warnf func(string, ...any)) (n, failed, unauthentic int, err error) {
+func decryptAll(ctx context.Context, decrypt func(ctx context.Context, dst, data []byte) ([]byte, record.Decrypted, error), r io.Reader, keyARNs []string, out *recordWriter, warnf func(string, ...any)) (n, failed, unauthentic int, err error) {
 	er := envelope.NewReader(r)
-	var buf []byte
+	var raw, buf []byte
 	for ; ; n++ {
 		e, off, err := er.Next()
 		if err == io.EOF {
@@ -135,7 +140,11 @@ func decryptAll(ctx context.Context, dec *record.Decryptor, st record.Stream, r 
 			}
 			return n, failed, unauthentic, fmt.Errorf("reading input: %w", err)
 		}
-		plain, pkLen, _, err := dec.Open(ctx, buf[:0], st, &e)
+		// A parsed envelope writes back exactly the bytes that were parsed.
+		var d record.Decrypted
+		if raw, err = e.AppendBinary(raw[:0]); err == nil {
+			buf, d, err = decrypt(ctx, buf[:0], raw)
+		}
 		if err != nil {
 			failed++
 			if errors.Is(err, envelope.ErrOpen) {
@@ -144,10 +153,9 @@ func decryptAll(ctx context.Context, dec *record.Decryptor, st record.Stream, r 
 			warnf("record %d (byte %d, %d bytes) failed to decrypt: %v", n, off, e.Size(), explainKeyError(err, keyARNs))
 			continue
 		}
-		buf = plain
 		idx := n
-		jr := jsonRecord{Index: &idx, PartitionKey: string(plain[:pkLen]), EncryptionType: "KMS"}
-		jr.setData(plain[pkLen:])
+		jr := jsonRecord{Index: &idx, PartitionKey: d.PartitionKey, EncryptionType: "KMS"}
+		jr.setData(d.Data)
 		if err := out.write(&jr); err != nil {
 			return n, failed, unauthentic, fmt.Errorf("writing output: %w", err)
 		}

@@ -49,11 +49,11 @@ func newKMSFixture(t *testing.T) *kmsFixture {
 	return &kmsFixture{kms: k, keyID: keyID, keyARN: keyARN, enc: enc}
 }
 
-func (f *kmsFixture) seal(t *testing.T, st record.Stream, partitionKey, payload string) []byte {
+func (f *kmsFixture) seal(t *testing.T, stream, partitionKey, payload string) []byte {
 	t.Helper()
-	b, err := f.enc.Seal(t.Context(), nil, st, partitionKey, []byte(payload), 0)
+	e, err := f.enc.Encrypt(t.Context(), stream, partitionKey, []byte(payload))
 	require.NoError(t, err)
-	return b
+	return e.Data
 }
 
 func writeFile(t *testing.T, b []byte) string {
@@ -63,15 +63,9 @@ func writeFile(t *testing.T, b []byte) string {
 	return name
 }
 
-func kinesisStream(t *testing.T, name string) record.Stream {
-	st, err := record.KinesisStream(name)
-	require.NoError(t, err)
-	return st
-}
-
 func TestDecryptConcatenation(t *testing.T) {
 	f := newKMSFixture(t)
-	st := kinesisStream(t, "orders")
+	st := "orders"
 	var obj []byte
 	obj = append(obj, f.seal(t, st, "a", "one")...)
 	obj = append(obj, f.seal(t, st, "b", "\x00\xff binary")...)
@@ -143,11 +137,11 @@ func envelopeSize(t *testing.T, obj []byte, i int) int {
 
 func TestDecryptFirehoseObject(t *testing.T) {
 	f := newKMSFixture(t)
-	st, err := record.FirehoseStream("deliveries")
-	require.NoError(t, err)
 	var obj []byte
 	for i := range 5 {
-		obj = append(obj, f.seal(t, st, "", fmt.Sprintf(`{"n":%d}`, i))...)
+		var err error
+		obj, err = f.enc.EncryptFirehose(t.Context(), obj, "deliveries", []byte(fmt.Sprintf(`{"n":%d}`, i)))
+		require.NoError(t, err)
 	}
 	r := runCLI(t, bytes.NewReader(obj), "decrypt", "--firehose", "--stream", "deliveries", "--key-arn", f.keyARN)
 	require.Equal(t, exitOK, r.code)
@@ -167,7 +161,7 @@ func TestDecryptFirehoseObject(t *testing.T) {
 
 func TestDecryptTampered(t *testing.T) {
 	f := newKMSFixture(t)
-	st := kinesisStream(t, "orders")
+	st := "orders"
 	first := f.seal(t, st, "pk-first", "first")
 	middle := f.seal(t, st, "pk-middle", "secret-middle-payload")
 	last := f.seal(t, st, "pk-last", "last")
@@ -213,7 +207,7 @@ func TestDecryptTampered(t *testing.T) {
 // KMS given the one --key-arn key as the KeyId of Decrypt.
 func TestDecryptKeyARN(t *testing.T) {
 	f := newKMSFixture(t)
-	st := kinesisStream(t, "orders")
+	st := "orders"
 	obj := append(f.seal(t, st, "a", "secret-one"), f.seal(t, st, "b", "secret-two")...)
 	file := writeFile(t, obj)
 	_, otherARN := f.kms.CreateKey(kmstypes.KeySpecSymmetricDefault)
@@ -270,7 +264,7 @@ func TestDecryptKeyARN(t *testing.T) {
 // with DescribeKey before any record is read.
 func TestDecryptKeyFlags(t *testing.T) {
 	f := newKMSFixture(t)
-	st := kinesisStream(t, "orders")
+	st := "orders"
 	obj := append(f.seal(t, st, "a", "secret-one"), f.seal(t, st, "b", "secret-two")...)
 	file := writeFile(t, obj)
 	require.NoError(t, f.kms.CreateAlias("alias/orders", f.keyID))
@@ -351,7 +345,7 @@ func TestExplainKeyError(t *testing.T) {
 
 func TestDecryptMalformed(t *testing.T) {
 	f := newKMSFixture(t)
-	st := kinesisStream(t, "orders")
+	st := "orders"
 	a := f.seal(t, st, "a", "first")
 	b := f.seal(t, st, "b", "second")
 
@@ -401,7 +395,7 @@ func wrappedKeyLen(env []byte) int { return int(env[4])<<8 | int(env[5]) }
 
 func TestInspect(t *testing.T) {
 	f := newKMSFixture(t)
-	st := kinesisStream(t, "orders")
+	st := "orders"
 	a := f.seal(t, st, "customer-1", "hello")
 	b := f.seal(t, st, "k", strings.Repeat("x", 1000))
 	calls := f.kms.Calls("")

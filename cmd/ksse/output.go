@@ -9,7 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
-	"github.com/ksse-go/ksse/record"
+	"github.com/ksse-go/ksse/internal/streamid"
 )
 
 // jsonRecord is one line of the output of tail and decrypt.
@@ -53,13 +53,13 @@ func streamRef(s string) (name, arn *string) {
 }
 
 // kinesisStreamArg validates the --stream argument of a Kinesis command.
-func kinesisStreamArg(s string) (record.Stream, error) {
+func kinesisStreamArg(s string) (streamid.ID, error) {
 	if s == "" {
-		return record.Stream{}, usagef("--stream is required")
+		return streamid.ID{}, usagef("--stream is required")
 	}
-	st, err := record.KinesisStream(s)
+	st, err := streamid.Kinesis(s)
 	if err != nil {
-		return record.Stream{}, usagef("--stream %q: not a valid Kinesis stream name or ARN", s)
+		return streamid.ID{}, usagef("--stream %q: not a valid Kinesis stream name or ARN", s)
 	}
 	return st, nil
 }

@@ -121,14 +121,14 @@ func cmdPut(ctx context.Context, c *cli, args []string) error {
 		if pk == "" {
 			pk = strconv.Itoa(line)
 		}
-		return enc.Encrypt(ctx, st.Name(), pk, data)
+		return enc.Encrypt(ctx, st.Name, pk, data)
 	})
 	p.progress.done()
 	if err != nil {
 		c.warnf("%v", err) // the error first, then what was done
 	}
 	c.warnf("sent %d records to %s: %d bytes of payload, %d bytes encrypted; batches: %d, PutRecords calls: %d, records retried: %d; KMS GenerateDataKey calls: %d",
-		p.sent, st.Name(), p.plainBytes, p.wireBytes, p.batches, p.calls, p.retried, enc.Stats().KMSCalls)
+		p.sent, st.Name, p.plainBytes, p.wireBytes, p.batches, p.calls, p.retried, enc.Stats().KMSCalls)
 	if err != nil {
 		return errReported
 	}

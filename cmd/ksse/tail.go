@@ -100,7 +100,7 @@ func cmdTail(ctx context.Context, c *cli, args []string) error {
 	t := &tailer{
 		client: kinesis.NewFromConfig(cfg),
 		decrypt: func(ctx context.Context, recs []types.Record) error {
-			err := dec.DecryptRecords(ctx, st.Name(), recs)
+			err := dec.DecryptRecords(ctx, st.Name, recs)
 			if be, ok := errors.AsType[*record.BatchError](err); ok {
 				for i := range be.Failed {
 					be.Failed[i].Err = explainKeyError(be.Failed[i].Err, keyARNs)
