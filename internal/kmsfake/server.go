@@ -1,4 +1,4 @@
-package kmstest
+package kmsfake
 
 import (
 	"context"
@@ -51,7 +51,7 @@ type Server struct {
 // it when done, typically with t.Cleanup(srv.Close).
 func NewServer(k *KMS) *Server {
 	if k == nil {
-		panic("kmstest: NewServer: nil KMS")
+		panic("kmsfake: NewServer: nil KMS")
 	}
 	s := &Server{k: k}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -105,7 +105,7 @@ func (s *Server) Client(optFns ...func(*kms.Options)) *kms.Client {
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodySize))
 	if err != nil {
-		writeError(w, newError(codeSerialization, "kmstest: reading the request body: %v", err))
+		writeError(w, newError(codeSerialization, "kmsfake: reading the request body: %v", err))
 		return
 	}
 	target := r.Header.Get("X-Amz-Target")
@@ -139,7 +139,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	switch {
 	case h == nil:
-		writeError(w, newError(codeUnknownOperation, "kmstest: unknown operation %q", target))
+		writeError(w, newError(codeUnknownOperation, "kmsfake: unknown operation %q", target))
 		return
 	case r.Header.Get("Authorization") == "":
 		writeError(w, newError(codeMissingAuth, "Missing Authentication Token"))
@@ -158,7 +158,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case ctx.Err() != nil:
 		abort()
 	default:
-		writeError(w, &apiError{status: http.StatusInternalServerError, code: "InternalFailure", message: "kmstest: " + err.Error()})
+		writeError(w, &apiError{status: http.StatusInternalServerError, code: "InternalFailure", message: "kmsfake: " + err.Error()})
 	}
 }
 
@@ -202,7 +202,7 @@ func handle[In, Out any](fn func(*KMS, context.Context, *In) (*Out, error), wire
 		in := new(In)
 		if len(body) > 0 {
 			if err := json.Unmarshal(body, in); err != nil {
-				return nil, newError(codeSerialization, "kmstest: %v", err)
+				return nil, newError(codeSerialization, "kmsfake: %v", err)
 			}
 		}
 		out, err := fn(k, ctx, in)
