@@ -16,8 +16,8 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ksse-go/ksse/kmsiface"
 	"github.com/ksse-go/ksse/internal/kmsfake"
+	"github.com/ksse-go/ksse/kmsiface"
 )
 
 func TestRoundTrip(t *testing.T) {

@@ -22,8 +22,8 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ksse-go/ksse/kmsiface"
 	"github.com/ksse-go/ksse/internal/kmsfake"
+	"github.com/ksse-go/ksse/kmsiface"
 )
 
 func TestServerAdminOperations(t *testing.T) {
