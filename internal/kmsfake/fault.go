@@ -50,12 +50,11 @@ type Fault struct {
 	Message string
 
 	// Status is the HTTP status code of the error response, 400 to 599.
-	// If zero and Code is set, it is the status that the KMS model gives
-	// Code if Code is a server error (500 for KMSInternalException and
-	// KeyUnavailableException, 503 for DependencyTimeoutException), and
-	// 400 otherwise, as KMS answers client errors. In process, where there
-	// is neither HTTP nor a retryer, the error carries the status as the
-	// SDK's does (see [awshttp.ResponseError]).
+	// If zero and Code is set, it is the status the KMS model gives Code:
+	// 500 for KMSInternalException and KeyUnavailableException, 503 for
+	// DependencyTimeoutException, and 400 for the client errors. In
+	// process the error carries the status as the SDK's does (see
+	// [awshttp.ResponseError]).
 	Status int
 }
 

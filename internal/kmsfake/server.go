@@ -26,16 +26,17 @@ const (
 // Server serves a [KMS] over HTTP on 127.0.0.1 in the KMS JSON protocol
 // (awsJson1_1), for a real *kms.Client: see [Server.Client].
 //
-// It serves the operations CancelKeyDeletion, CreateAlias, CreateKey,
-// Decrypt, DescribeKey, DisableKey, EnableKey, Encrypt, GenerateDataKey,
-// ListKeys (all keys, in one page) and ScheduleKeyDeletion. A request is a
-// POST whose X-Amz-Target header is "TrentService." and the operation, with
-// an Authorization header (the signature is not checked) and a JSON body;
-// an error response has HTTP status 400, or the status of an injected
-// [Fault], and the body {"__type":"<code>","message":"<message>"}. A request
-// for another operation fails with UnknownOperationException, one without
-// Authorization with MissingAuthenticationTokenException. Request members
-// that the server does not act on, such as GrantTokens, are ignored.
+// It serves CancelKeyDeletion, CreateAlias, CreateKey, Decrypt,
+// DescribeKey, DisableKey, EnableKey, Encrypt, GenerateDataKey, ListKeys
+// (all keys, in one page) and ScheduleKeyDeletion.
+//
+//   - A request is a POST with X-Amz-Target "TrentService.<operation>", an
+//     Authorization header (the signature is not checked) and a JSON body.
+//   - An error response has HTTP status 400, or an injected [Fault]'s, and
+//     the body {"__type":"<code>","message":"<message>"}.
+//   - Another operation fails with UnknownOperationException. A request
+//     without Authorization fails with MissingAuthenticationTokenException.
+//   - Members the server does not act on, such as GrantTokens, are ignored.
 //
 // A Server is safe for concurrent use.
 type Server struct {
