@@ -10,7 +10,7 @@
 //
 // It behaves as KMS does where a caller can tell:
 //
-//   - Keys are named by key ID, key ARN, alias name or alias ARN.
+//   - A key is named by its key ID or its ARN.
 //   - Errors are the SDK's: errors.As finds *types.NotFoundException,
 //     *types.InvalidCiphertextException and the others.
 //   - A ciphertext decrypts only under its encryption context, and only in
