@@ -12,8 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/ksse-go/ksse"
-	"github.com/ksse-go/ksse/internal/kinesalite"
-	"github.com/ksse-go/ksse/internal/motoserver"
+	"github.com/ksse-go/ksse/internal/emulator"
 )
 
 // cpuTime returns the CPU time, user and system, that this process has used.
@@ -36,7 +35,7 @@ func cpuTime(b *testing.B) time.Duration {
 //
 //	go test -run '^$' -bench EndToEnd -count 6 .
 func BenchmarkEndToEnd(b *testing.B) {
-	srv, err := kinesalite.Start(context.Background())
+	srv, err := emulator.Kinesalite.Start(context.Background())
 	if err != nil {
 		b.Skipf("kinesalite unavailable (scripts/test installs it into .ci-cache/kinesalite): %v", err)
 	}
@@ -57,7 +56,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 func benchEndToEnd(b *testing.B, client *kinesis.Client, encrypted bool) {
 	const n, size = 500, 1 << 10
 	ctx := context.Background()
-	stream := motoserver.UniqueName("ksse-bench")
+	stream := emulator.UniqueName("ksse-bench")
 	if _, err := client.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: &stream, ShardCount: aws.Int32(1)}); err != nil {
 		b.Fatal(err)
 	}

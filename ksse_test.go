@@ -25,9 +25,9 @@ import (
 
 	"github.com/ksse-go/ksse"
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
 	"github.com/ksse-go/ksse/internal/hashkey"
-	"github.com/ksse-go/ksse/internal/motoserver/mototest"
-	"github.com/ksse-go/ksse/kmstest"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -214,7 +214,7 @@ func fakeClientOptions(f *fakeKinesis) kinesis.Options {
 }
 
 // newKMSPair returns an Encryptor and a Decryptor on a fresh test KMS.
-func newKMSPair(t testing.TB) (*kmstest.KMS, *record.Encryptor, *record.Decryptor) {
+func newKMSPair(t testing.TB) (*kmsfake.KMS, *record.Encryptor, *record.Decryptor) {
 	t.Helper()
 	k, enc, dec, _ := newKMS(t)
 	return k, enc, dec
@@ -222,9 +222,9 @@ func newKMSPair(t testing.TB) (*kmstest.KMS, *record.Encryptor, *record.Decrypto
 
 // newKMS returns an Encryptor and a Decryptor on a fresh test KMS, and the
 // ARN of its key.
-func newKMS(t testing.TB) (*kmstest.KMS, *record.Encryptor, *record.Decryptor, string) {
+func newKMS(t testing.TB) (*kmsfake.KMS, *record.Encryptor, *record.Decryptor, string) {
 	t.Helper()
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)
@@ -237,7 +237,7 @@ func newKMS(t testing.TB) (*kmstest.KMS, *record.Encryptor, *record.Decryptor, s
 	return k, enc, dec, arn
 }
 
-func TestMain(m *testing.M) { mototest.Main(m) }
+func TestMain(m *testing.M) { emulatortest.Main(m) }
 
 // TestRoundTrip writes through a client with WithEncryption and reads back
 // through it: the application sees plaintext, the stream sees envelopes.
@@ -413,9 +413,9 @@ func TestPutFailClosed(t *testing.T) {
 	client := kinesis.New(fakeClientOptions(f), ksse.WithEncryption(enc, dec))
 
 	// KMS down (before any data key is cached).
-	k.SetFaultFunc(func(op string) *kmstest.Fault {
+	k.SetFaultFunc(func(op string) *kmsfake.Fault {
 		if op == "GenerateDataKey" {
-			return &kmstest.Fault{Code: "KMSInternalException"}
+			return &kmsfake.Fault{Code: "KMSInternalException"}
 		}
 		return nil
 	})
@@ -736,7 +736,7 @@ func TestTrustsAnyKey(t *testing.T) {
 // output's records, in every mode.
 func TestKeyARNs(t *testing.T) {
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arnA := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	_, arnB := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	encA, err := record.NewEncryptor(k, arnA)
@@ -863,7 +863,7 @@ func TestSkipMode(t *testing.T) {
 	r5, err := enc2.Encrypt(ctx, "orders", "pk", []byte("five"))
 	require.NoError(t, err)
 	put(r5.Data)
-	k.InjectFault("Decrypt", kmstest.Fault{Code: "ThrottlingException"}, -1)
+	k.InjectFault("Decrypt", kmsfake.Fault{Code: "ThrottlingException"}, -1)
 	next := out.NextShardIterator
 	out, err = client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: next})
 	require.Nil(t, out)
@@ -914,7 +914,7 @@ func TestSubscribeToShardRefused(t *testing.T) {
 // flight together (or 10 s pass, which then shows in the count), so a
 // fan-out of gate is observed without relying on timing.
 type inFlightSpy struct {
-	*kmstest.KMS
+	*kmsfake.KMS
 	mu                   sync.Mutex
 	calls, inFlight, max int
 	gate                 int
@@ -922,7 +922,7 @@ type inFlightSpy struct {
 	open                 chan struct{}
 }
 
-func newInFlightSpy(k *kmstest.KMS, gate int) *inFlightSpy {
+func newInFlightSpy(k *kmsfake.KMS, gate int) *inFlightSpy {
 	return &inFlightSpy{KMS: k, gate: gate, open: make(chan struct{})}
 }
 
@@ -953,7 +953,7 @@ func (s *inFlightSpy) Decrypt(ctx context.Context, in *kms.DecryptInput, optFns 
 
 // coldBatch returns n records of stream "orders" written by producers
 // Encryptors, each with its own data key, round robin.
-func coldBatch(t testing.TB, k *kmstest.KMS, keyARN string, n, producers int) []types.Record {
+func coldBatch(t testing.TB, k *kmsfake.KMS, keyARN string, n, producers int) []types.Record {
 	t.Helper()
 	var recs []types.Record
 	encs := make([]*record.Encryptor, producers)
@@ -976,7 +976,7 @@ func coldBatch(t testing.TB, k *kmstest.KMS, keyARN string, n, producers int) []
 // and DecryptSubscribeToShardEvent alike.
 func TestColdBatch(t *testing.T) {
 	const n, producers, latency = 500, 64, 20 * time.Millisecond
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	recs := coldBatch(t, k, arn, n, producers)
 	k.SetLatency(latency)
@@ -1034,7 +1034,7 @@ func TestColdBatch(t *testing.T) {
 // so about 4 round trips rather than 64.
 func BenchmarkColdBatch(b *testing.B) {
 	const n, producers = 500, 64
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	recs := coldBatch(b, k, arn, n, producers)
 	k.SetLatency(20 * time.Millisecond)

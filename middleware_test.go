@@ -19,9 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/emulator"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
 	"github.com/ksse-go/ksse/internal/hashkey"
-	"github.com/ksse-go/ksse/internal/motoserver"
-	"github.com/ksse-go/ksse/internal/motoserver/mototest"
 	"github.com/ksse-go/ksse/internal/version"
 	"github.com/ksse-go/ksse/record"
 )
@@ -71,7 +71,7 @@ func TestMoto(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cfg := mototest.Shared(t).AWSConfig()
+	cfg := emulatortest.Shared(t, emulator.Moto).AWSConfig()
 
 	key, err := kms.NewFromConfig(cfg).CreateKey(ctx, &kms.CreateKeyInput{})
 	require.NoError(t, err)
@@ -85,7 +85,7 @@ func TestMoto(t *testing.T) {
 	defer dec.Close()
 
 	raw := kinesis.NewFromConfig(cfg)
-	stream := motoserver.UniqueName("ksse-middleware")
+	stream := emulator.UniqueName("ksse-middleware")
 	_, err = raw.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(stream), ShardCount: aws.Int32(2)})
 	require.NoError(t, err)
 	defer raw.DeleteStream(context.Background(), &kinesis.DeleteStreamInput{StreamName: aws.String(stream)})
@@ -230,7 +230,7 @@ func TestMotoSkipMode(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cfg := mototest.Shared(t).AWSConfig()
+	cfg := emulatortest.Shared(t, emulator.Moto).AWSConfig()
 	kmsClient := kms.NewFromConfig(cfg)
 
 	newKey := func() string {
@@ -250,7 +250,7 @@ func TestMotoSkipMode(t *testing.T) {
 	defer dec.Close()
 
 	raw := kinesis.NewFromConfig(cfg)
-	stream := motoserver.UniqueName("ksse-skip")
+	stream := emulator.UniqueName("ksse-skip")
 	_, err = raw.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(stream), ShardCount: aws.Int32(1)})
 	require.NoError(t, err)
 	defer raw.DeleteStream(context.Background(), &kinesis.DeleteStreamInput{StreamName: aws.String(stream)})

@@ -14,29 +14,29 @@ import (
 // plays the stream key. n must be at most 255 blocks (8160 bytes); Seal and
 // Open only ever ask for 32.
 func ExpandRecordKey(prk, salt []byte, n int) ([]byte, error) {
+	return expandWith(prk, labelRecordKey, salt, n)
+}
+
+// ExpandInfo is ExpandRecordKey with an arbitrary info in place of
+// "ksse v1 record key" || salt: it passes Key.expand an empty label and info
+// as the salt, so that any HKDF-Expand test vector runs through the same
+// code. It is safe to call in parallel with Seal and Open.
+func ExpandInfo(prk, info []byte, n int) ([]byte, error) {
+	return expandWith(prk, "", info, n)
+}
+
+func expandWith(prk []byte, label string, salt []byte, n int) ([]byte, error) {
 	k := &Key{}
 	k.m.Store(&material{
 		inner: appendHMACState(make([]byte, 0, hmacStateSize), prk, 0x36),
 		outer: appendHMACState(make([]byte, 0, hmacStateSize), prk, 0x5c),
 	})
 	s := &scratch{inner: sha256.New(), outer: sha256.New()}
-	okm, err := k.expand(s, salt, nil, n)
+	okm, err := k.expand(s, label, salt, nil, n)
 	if err != nil {
 		return nil, err
 	}
 	return okm[:n], nil
-}
-
-// ExpandInfo is ExpandRecordKey with an arbitrary info in place of
-// "ksse v1 record key" || salt: it empties the label for the duration of the
-// call and passes info as the salt, so that any HKDF-Expand test vector runs
-// through the same code. It writes a package variable that Seal and Open
-// read: callers must not run in parallel with anything that seals or opens.
-func ExpandInfo(prk, info []byte, n int) ([]byte, error) {
-	saved := labelRecordKeyBytes
-	labelRecordKeyBytes = nil
-	defer func() { labelRecordKeyBytes = saved }()
-	return ExpandRecordKey(prk, info, n)
 }
 
 // XORPartitionKeyStream XORs buf with the partition key stream (FORMAT.md:

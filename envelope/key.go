@@ -154,6 +154,7 @@ func (k *Key) Destroy() {
 type scratch struct {
 	inner, outer hash.Hash
 	ctr          [1]byte
+	label        [len(labelRecordKey)]byte // the HKDF label, copied per record
 	sum          [sha256.Size]byte
 	okm          [sha256.Size]byte // the record key, while it is derived
 	ctrBlock     [aes.BlockSize]byte
@@ -179,12 +180,15 @@ var scratchPool = sync.Pool{New: func() any {
 	return &scratch{inner: sha256.New(), outer: sha256.New()}
 }}
 
-var labelRecordKeyBytes = []byte(labelRecordKey)
-
 // expand extends okm, which holds the first blocks of
-// HKDF-Expand(stream key, "ksse v1 record key" || salt, ·), by whole blocks
-// until it holds at least n bytes. It uses the precomputed HMAC states.
-func (k *Key) expand(s *scratch, salt, okm []byte, n int) ([]byte, error) {
+// HKDF-Expand(stream key, label || salt, ·), by whole blocks until it holds
+// at least n bytes. It uses the precomputed HMAC states. Seal and Open pass
+// labelRecordKey; tests may pass a shorter label.
+func (k *Key) expand(s *scratch, label string, salt, okm []byte, n int) ([]byte, error) {
+	if len(label) > len(s.label) {
+		panic("envelope: HKDF label too long")
+	}
+	info := s.label[:copy(s.label[:], label)]
 	m := k.m.Load()
 	inner := s.inner.(encoding.BinaryUnmarshaler)
 	outer := s.outer.(encoding.BinaryUnmarshaler)
@@ -196,7 +200,7 @@ func (k *Key) expand(s *scratch, salt, okm []byte, n int) ([]byte, error) {
 		if i > 1 {
 			s.inner.Write(okm[len(okm)-sha256.Size:])
 		}
-		s.inner.Write(labelRecordKeyBytes)
+		s.inner.Write(info)
 		s.inner.Write(salt)
 		s.ctr[0] = byte(i)
 		s.inner.Write(s.ctr[:])
@@ -223,7 +227,7 @@ func (k *Key) recordKey(s *scratch, salt []byte) (cipher.Block, cipher.AEAD, err
 	if k.fips {
 		okm, err = hkdf.Expand(sha256.New, k.m.Load().prk, labelRecordKey+string(salt), sha256.Size)
 	} else {
-		okm, err = k.expand(s, salt, s.okm[:0], sha256.Size)
+		okm, err = k.expand(s, labelRecordKey, salt, s.okm[:0], sha256.Size)
 	}
 	if err != nil {
 		return nil, nil, err

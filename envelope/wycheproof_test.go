@@ -155,15 +155,15 @@ func TestWycheproofAESGCM(t *testing.T) {
 // hand-optimised HKDF-Expand of Key.expand (precomputed HMAC states, resumed
 // per block), with the PRK from crypto/hkdf.Extract. Key.expand writes the
 // fixed label "ksse v1 record key" before the salt; envelope.ExpandInfo
-// empties the label so that the vector's info goes through the same code.
+// passes an empty label so that the vector's info goes through the same
+// code.
 // It also checks crypto/hkdf.Key, which NewKey uses for the stream key.
 //
 // Invalid vectors ask for more than 255 blocks: crypto/hkdf must refuse
 // them. The hand path is never asked for more than one block (Seal and
 // Open derive 32 bytes) and has no such check, so it is not run on them.
-//
-// Not parallel: ExpandInfo changes a package variable.
 func TestWycheproofHKDF(t *testing.T) {
+	t.Parallel()
 	var f wycheproofHKDF
 	readJSON(t, "testdata/wycheproof/hkdf_sha256_test.json", &f)
 	var valid, invalid, total, maxSize int

@@ -9,8 +9,8 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/ksse-go/ksse/internal/benchheap"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/keycache"
-	"github.com/ksse-go/ksse/kmstest"
 )
 
 // BenchmarkRotation seals 1 KiB records steadily across many TTL boundaries
@@ -22,7 +22,7 @@ import (
 // about a second crosses several boundaries.
 func BenchmarkRotation(b *testing.B) {
 	benchheap.Hold(b)
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	k.SetLatency(50 * time.Millisecond)
 	p := newProducer(b, k, func(o *keycache.ProducerOptions) {

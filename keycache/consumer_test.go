@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 )
 
 // loose makes a consumer trust every KMS key and call KMS at any rate, for
@@ -35,7 +35,7 @@ type sealed struct {
 }
 
 // seal makes n records of b, each under its own data key of arn.
-func seal(t testing.TB, k *kmstest.KMS, arn string, b keycache.Binding, n int) []sealed {
+func seal(t testing.TB, k *kmsfake.KMS, arn string, b keycache.Binding, n int) []sealed {
 	t.Helper()
 	out := make([]sealed, n)
 	for i := range out {
@@ -72,7 +72,7 @@ func (r *sealed) open(key *envelope.Key) error {
 func TestConsumerTTL(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	b := binding("orders")
 	c := newConsumer(t, k, loose, func(o *keycache.ConsumerOptions) { o.Now = clk.Now })
@@ -120,7 +120,7 @@ func TestConsumerTTL(t *testing.T) {
 // once make one Decrypt call; over 8 wrapped keys, 8.
 func TestConsumerCoalescing(t *testing.T) {
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	b := binding("orders")
 	recs := seal(t, k, arn, b, 8)
@@ -160,7 +160,7 @@ func TestConsumerCoalescing(t *testing.T) {
 // TestConsumerCallerContext: a caller whose context ends returns at once;
 // the Decrypt goes on and fills the cache for the next caller.
 func TestConsumerCallerContext(t *testing.T) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	b := binding("orders")
 	recs := seal(t, k, newKey(k), b, 1)
 	k.SetLatency(200 * time.Millisecond)
@@ -187,7 +187,7 @@ func TestConsumerCallerContext(t *testing.T) {
 func TestConsumerLRU(t *testing.T) {
 	const maxEntries = 64
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	b := binding("orders")
 	recs := seal(t, k, arn, b, 10*maxEntries+1)
@@ -234,7 +234,7 @@ func TestConsumerLRU(t *testing.T) {
 // whatever its value.
 func TestConsumerMaxEntriesBound(t *testing.T) {
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	b := binding("orders")
 	recs := seal(t, k, arn, b, 400)
@@ -256,7 +256,7 @@ func TestConsumerMaxEntriesBound(t *testing.T) {
 // counted as NotAllowed; the allowed keys work.
 func TestConsumerStrict(t *testing.T) {
 	ctx := context.Background()
-	k := &spyKMS{KMS: kmstest.New()}
+	k := &spyKMS{KMS: kmsfake.New()}
 	allowed1, allowed2, other := newKey(k.KMS), newKey(k.KMS), newKey(k.KMS)
 	b := binding("orders")
 	good1, good2 := seal(t, k.KMS, allowed1, b, 1)[0], seal(t, k.KMS, allowed2, b, 1)[0]
@@ -333,7 +333,7 @@ func (r *keyIDRecorder) Decrypt(ctx context.Context, in *kms.DecryptInput, optFn
 // report as an authentication failure.
 func TestConsumerStrictSingleKey(t *testing.T) {
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	allowed, other := newKey(k), newKey(k)
 	b := binding("orders")
 	bad := seal(t, k, other, b, 1)[0]
@@ -357,7 +357,7 @@ func TestConsumerStrictSingleKey(t *testing.T) {
 func TestConsumerNegativeCache(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	b := binding("orders")
 	good := seal(t, k, arn, b, 1)[0]
@@ -428,7 +428,7 @@ func TestConsumerNegativeCache(t *testing.T) {
 
 	// Transient: one throttled call, then success at the next lookup.
 	other := seal(t, k, arn, b, 1)[0]
-	k.InjectFault("Decrypt", kmstest.Fault{Code: "ThrottlingException"}, 1)
+	k.InjectFault("Decrypt", kmsfake.Fault{Code: "ThrottlingException"}, 1)
 	_, _, err = c.Key(ctx, other.wk, b)
 	require.ErrorIs(t, err, kmsiface.ErrThrottling)
 	key, _, err = c.Key(ctx, other.wk, b)
@@ -439,7 +439,7 @@ func TestConsumerNegativeCache(t *testing.T) {
 // TestConsumerStats checks every counter after a known sequence of lookups.
 func TestConsumerStats(t *testing.T) {
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	b := binding("orders")
 	recs := seal(t, k, arn, b, 3)
@@ -453,7 +453,7 @@ func TestConsumerStats(t *testing.T) {
 	}
 	_, _, err := c.Key(ctx, recs[1].wk, b) // miss
 	require.NoError(t, err)
-	k.InjectFault("Decrypt", kmstest.Fault{Code: "ThrottlingException"}, 1)
+	k.InjectFault("Decrypt", kmsfake.Fault{Code: "ThrottlingException"}, 1)
 	_, _, err = c.Key(ctx, recs[2].wk, b) // miss, failed
 	require.Error(t, err)
 	_, _, err = c.Key(ctx, recs[2].wk, b) // miss
@@ -483,7 +483,7 @@ func TestConsumerConcurrent(t *testing.T) {
 	const goroutines, lookups = 32, 400
 	ctx := context.Background()
 	clk := newClock()
-	k := kmstest.New()
+	k := kmsfake.New()
 	b := binding("orders")
 	recs := seal(t, k, newKey(k), b, 200)
 	c := newConsumer(t, k, loose, func(o *keycache.ConsumerOptions) {
@@ -527,7 +527,7 @@ func TestConsumerConcurrent(t *testing.T) {
 // cannot leave one background KMS call per wrapped key behind. A hit still
 // returns the cached key.
 func TestConsumerDoneContextStartsNoCall(t *testing.T) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	b := binding("orders")
 	arn := newKey(k)
 	recs := seal(t, k, arn, b, 1)
@@ -554,7 +554,7 @@ func TestConsumerDoneContextStartsNoCall(t *testing.T) {
 // calls run; once they are over, it holds MaxEntries again, keeping the
 // latest fetched.
 func TestConsumerBoundAfterCallsInFlight(t *testing.T) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	b := binding("orders")
 	recs := seal(t, k, newKey(k), b, 3)
 	k.SetLatency(50 * time.Millisecond)

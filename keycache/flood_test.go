@@ -13,8 +13,8 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/keycache"
-	"github.com/ksse-go/ksse/kmstest"
 )
 
 // floodKeys is the number of distinct wrapped keys of the flood: 50,000, or
@@ -86,7 +86,7 @@ func (s *floodSampler) finish() {
 // covers forged wrapped keys, which KMS refuses.
 func TestConsumerFlood(t *testing.T) {
 	n := floodKeys()
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	b := keycache.Binding{Context: map[string]string{"kinesis:stream": "orders"}, AD: "kinesis:orders"}
 	ctx := context.Background()

@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 )
 
 // This file holds the helpers shared by the producer and consumer tests, and
@@ -34,10 +34,10 @@ func newClock() *clock {
 func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-// spyKMS wraps a kmstest.KMS and counts the KMS calls that reach it, those in
+// spyKMS wraps a kmsfake.KMS and counts the KMS calls that reach it, those in
 // flight, and those made after the test marked the cache closed.
 type spyKMS struct {
-	*kmstest.KMS
+	*kmsfake.KMS
 	inFlight    atomic.Int64
 	closed      atomic.Bool  // set by the test once Close has returned
 	afterClose  atomic.Int64 // calls started while closed was set
@@ -77,14 +77,14 @@ func binding(stream string) keycache.Binding {
 }
 
 // newKey creates a symmetric key in k and returns its ARN.
-func newKey(k *kmstest.KMS) string {
+func newKey(k *kmsfake.KMS) string {
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	return arn
 }
 
 // wrap returns a wrapped data key for b, made by k under arn, as a producer
 // would put it in an envelope.
-func wrap(t testing.TB, k *kmstest.KMS, arn string, b keycache.Binding) []byte {
+func wrap(t testing.TB, k *kmsfake.KMS, arn string, b keycache.Binding) []byte {
 	t.Helper()
 	out, err := k.GenerateDataKey(context.Background(), &kms.GenerateDataKeyInput{
 		KeyId: &arn, KeySpec: kmstypes.DataKeySpecAes256, EncryptionContext: b.Context,
@@ -155,7 +155,7 @@ func goroutinesBack(t testing.TB, before int) {
 // counted under the name Stats documents.
 func TestFailureClasses(t *testing.T) {
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	b := binding("orders")
 
 	disabled, pending, denied, deleted := newKey(k), newKey(k), newKey(k), newKey(k)
@@ -186,10 +186,10 @@ func TestFailureClasses(t *testing.T) {
 		require.ErrorAs(t, err, &ke)
 		require.Equal(t, "GenerateDataKey", ke.Op)
 	}
-	k.InjectFault("GenerateDataKey", kmstest.Fault{Code: "ThrottlingException"}, 1)
+	k.InjectFault("GenerateDataKey", kmsfake.Fault{Code: "ThrottlingException"}, 1)
 	_, err := p.Key(ctx, throttled, b, 1)
 	require.ErrorIs(t, err, kmsiface.ErrThrottling)
-	k.InjectFault("GenerateDataKey", kmstest.Fault{Status: 500}, 1)
+	k.InjectFault("GenerateDataKey", kmsfake.Fault{Status: 500}, 1)
 	_, err = p.Key(ctx, throttled, b, 1)
 	require.Error(t, err)
 	require.Nil(t, kmsiface.ClassOf(err), "a 500 fits no class")
@@ -231,7 +231,7 @@ func TestFailureClasses(t *testing.T) {
 	require.NoError(t, k.DenyAccess(good, "Decrypt"))
 	try("denied", kmsiface.ErrAccessDenied, map[string]uint64{"KeyDisabled": 1, "InvalidKeyState": 1, "AccessDenied": 1})
 	require.NoError(t, k.AllowAccess(good))
-	k.InjectFault("Decrypt", kmstest.Fault{Code: "ThrottlingException"}, 1)
+	k.InjectFault("Decrypt", kmsfake.Fault{Code: "ThrottlingException"}, 1)
 	try("throttled", kmsiface.ErrThrottling, map[string]uint64{"KeyDisabled": 1, "InvalidKeyState": 1, "AccessDenied": 1, "Throttling": 1})
 	require.NoError(t, k.DeleteKey(good))
 	try("deleted", kmsiface.ErrKeyNotFound, map[string]uint64{"KeyDisabled": 1, "InvalidKeyState": 1, "AccessDenied": 1, "Throttling": 1, "KeyNotFound": 1})
@@ -256,7 +256,7 @@ func TestProducerClose(t *testing.T) {
 	before := runtime.NumGoroutine()
 	ctx := context.Background()
 	clk := newClock()
-	k := &spyKMS{KMS: kmstest.New()}
+	k := &spyKMS{KMS: kmsfake.New()}
 	arn := newKey(k.KMS)
 	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.Now = clk.Now })
 	b := binding("orders")
@@ -291,7 +291,7 @@ func TestProducerClose(t *testing.T) {
 func TestConsumerClose(t *testing.T) {
 	before := runtime.NumGoroutine()
 	ctx := context.Background()
-	k := &spyKMS{KMS: kmstest.New()}
+	k := &spyKMS{KMS: kmsfake.New()}
 	arn := newKey(k.KMS)
 	b := binding("orders")
 	wk1, wk2 := wrap(t, k.KMS, arn, b), wrap(t, k.KMS, arn, b)
@@ -339,7 +339,7 @@ func TestCloseRacesKey(t *testing.T) {
 	b := binding("orders")
 
 	t.Run("Producer", func(t *testing.T) {
-		k := &spyKMS{KMS: kmstest.New()}
+		k := &spyKMS{KMS: kmsfake.New()}
 		arn := newKey(k.KMS)
 		var p *keycache.Producer
 		var armed atomic.Bool
@@ -359,7 +359,7 @@ func TestCloseRacesKey(t *testing.T) {
 		require.Zero(t, k.afterClose.Load(), "GenerateDataKey called after Close returned")
 	})
 	t.Run("Consumer", func(t *testing.T) {
-		k := &spyKMS{KMS: kmstest.New()}
+		k := &spyKMS{KMS: kmsfake.New()}
 		wk := wrap(t, k.KMS, newKey(k.KMS), b)
 		var c *keycache.Consumer
 		var armed atomic.Bool

@@ -13,15 +13,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 )
 
 // TestConsumerTrustsNoKeyByDefault: a consumer given neither AllowedKeyIDs
 // nor InsecureAllowAnyKey unwraps nothing, and asks KMS nothing.
 func TestConsumerTrustsNoKeyByDefault(t *testing.T) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	b := binding("orders")
 	c := newConsumer(t, k)
@@ -41,7 +41,7 @@ func TestConsumerTrustsNoKeyByDefault(t *testing.T) {
 func TestRefusalFlood(t *testing.T) {
 	ctx := context.Background()
 	for _, maxFailures := range []int{1000, 10000 /* the default */} {
-		k := kmstest.New()
+		k := kmsfake.New()
 		arn := newKey(k)
 		b := binding("orders")
 		good := wrap(t, k, arn, b)
@@ -97,7 +97,7 @@ func TestRefusalFlood(t *testing.T) {
 func TestDecryptRateLimit(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	b := binding("orders")
 	c := newConsumer(t, k, func(o *keycache.ConsumerOptions) {
@@ -143,7 +143,7 @@ func TestDecryptRateLimit(t *testing.T) {
 // calls KMS.
 func TestConsumerCached(t *testing.T) {
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	b := binding("orders")
 	c := newConsumer(t, k, func(o *keycache.ConsumerOptions) { o.AllowedKeyIDs = []string{arn} })
@@ -179,7 +179,7 @@ func TestConsumerCached(t *testing.T) {
 // records decrypt as soon as the key is usable again.
 func TestAllowedKeyRefusalsAreTransient(t *testing.T) {
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	b := binding("orders")
 	c := newConsumer(t, k, func(o *keycache.ConsumerOptions) { o.AllowedKeyIDs = []string{arn} })
@@ -211,7 +211,7 @@ func TestAllowedKeyRefusalsAreTransient(t *testing.T) {
 // stream controls; replicas of one multi-Region key count once.
 func TestEveryAllowedKeyPinned(t *testing.T) {
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	k1, k2, other := newKey(k), newKey(k), newKey(k)
 	b := binding("orders")
 	var sent []string
@@ -236,9 +236,9 @@ func TestRefusalMemory(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector changes memory figures")
 	}
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
-	srv := kmstest.NewServer(k)
+	srv := kmsfake.NewServer(k)
 	defer srv.Close()
 	b := binding("orders")
 	c := newConsumer(t, srv.Client(), func(o *keycache.ConsumerOptions) {

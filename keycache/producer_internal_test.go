@@ -9,7 +9,7 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/ksse-go/ksse/envelope"
-	"github.com/ksse-go/ksse/kmstest"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 )
 
 // TestRemovedSlotStartsNoCall: a caller that looked a slot up just before
@@ -18,7 +18,7 @@ import (
 // the slot up again.
 func TestRemovedSlotStartsNoCall(t *testing.T) {
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	p, err := NewProducer(k)
 	if err != nil {

@@ -11,14 +11,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 )
 
 // TestProducerDefaults checks the documented defaults.
 func TestProducerDefaults(t *testing.T) {
-	p := newProducer(t, kmstest.New())
+	p := newProducer(t, kmsfake.New())
 	defer p.Close()
 	o := p.Options()
 	require.Equal(t, 5*time.Minute, o.TTL)
@@ -29,7 +29,7 @@ func TestProducerDefaults(t *testing.T) {
 	require.Equal(t, 30*time.Second, o.CallTimeout)
 	require.NotNil(t, o.Now)
 
-	c := newConsumer(t, kmstest.New())
+	c := newConsumer(t, kmsfake.New())
 	defer c.Close()
 	co := c.Options()
 	require.Equal(t, 5*time.Minute, co.TTL)
@@ -45,7 +45,7 @@ func TestProducerDefaults(t *testing.T) {
 // TestOptionsOutOfRange: a value out of range is an error at construction,
 // never a silent clamp.
 func TestOptionsOutOfRange(t *testing.T) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	for name, fn := range map[string]func(*keycache.ProducerOptions){
 		"RefreshAhead = TTL":         func(o *keycache.ProducerOptions) { o.TTL = time.Minute; o.RefreshAhead = time.Minute },
 		"RefreshAhead > default TTL": func(o *keycache.ProducerOptions) { o.RefreshAhead = time.Hour },
@@ -88,7 +88,7 @@ func TestOptionsOutOfRange(t *testing.T) {
 func TestProducerTTL(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	p := newProducer(t, k, func(o *keycache.ProducerOptions) {
 		o.Now = clk.Now
@@ -151,7 +151,7 @@ func TestProducerTTL(t *testing.T) {
 func TestProducerRefreshAhead(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.Now = clk.Now })
 	defer p.Close()
@@ -211,7 +211,7 @@ func TestProducerRefreshAhead(t *testing.T) {
 func TestProducerOutage(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.Now = clk.Now })
 	defer p.Close()
@@ -220,7 +220,7 @@ func TestProducerOutage(t *testing.T) {
 	first, err := p.Key(ctx, arn, b, 1)
 	require.NoError(t, err)
 	clk.Advance(4*time.Minute + 40*time.Second)
-	k.InjectFault("GenerateDataKey", kmstest.Fault{Code: "ThrottlingException"}, -1)
+	k.InjectFault("GenerateDataKey", kmsfake.Fault{Code: "ThrottlingException"}, -1)
 
 	// One record a second from 4:40 to 4:58; the outage ends at 4:52.
 	// Refreshes are due from 4:45 on, every 5 s after a failure.
@@ -264,7 +264,7 @@ func TestProducerOutage(t *testing.T) {
 func TestProducerFailsClosed(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	// No refresh-ahead: the key is replaced by the first caller after
 	// expiry (TestProducerOutage covers refreshes during an outage).
@@ -274,7 +274,7 @@ func TestProducerFailsClosed(t *testing.T) {
 
 	first, err := p.Key(ctx, arn, b, 1)
 	require.NoError(t, err)
-	k.InjectFault("GenerateDataKey", kmstest.Fault{Status: 503}, -1)
+	k.InjectFault("GenerateDataKey", kmsfake.Fault{Status: 503}, -1)
 	clk.Advance(keycache.DefaultTTL - time.Nanosecond)
 	key, err := p.Key(ctx, arn, b, 1) // still valid, KMS down or not
 	require.NoError(t, err)
@@ -316,7 +316,7 @@ func TestProducerFailsClosed(t *testing.T) {
 // share one GenerateDataKey call and get the same key.
 func TestProducerCoalescing(t *testing.T) {
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	k.SetLatency(50 * time.Millisecond) // so that they pile up
 	p := newProducer(t, k)
@@ -351,9 +351,9 @@ func TestProducerCoalescing(t *testing.T) {
 // remembered.
 func TestProducerCoalescingFailure(t *testing.T) {
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
-	k.InjectFault("GenerateDataKey", kmstest.Fault{Delay: 50 * time.Millisecond, Code: "ThrottlingException"}, 1)
+	k.InjectFault("GenerateDataKey", kmsfake.Fault{Delay: 50 * time.Millisecond, Code: "ThrottlingException"}, 1)
 	p := newProducer(t, k)
 	defer p.Close()
 	b := binding("orders")
@@ -383,7 +383,7 @@ func TestProducerCoalescingFailure(t *testing.T) {
 // TestProducerCallerContext: a caller whose context ends returns at once,
 // and the call it started goes on for the others.
 func TestProducerCallerContext(t *testing.T) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	k.SetLatency(200 * time.Millisecond)
 	p := newProducer(t, k)
@@ -404,7 +404,7 @@ func TestProducerCallerContext(t *testing.T) {
 
 // TestProducerCallTimeout: CallTimeout bounds a KMS call that hangs.
 func TestProducerCallTimeout(t *testing.T) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	k.SetLatency(time.Hour)
 	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.CallTimeout = 20 * time.Millisecond })
@@ -421,7 +421,7 @@ func TestProducerCallTimeout(t *testing.T) {
 func TestProducerMaxRecordsPerKey(t *testing.T) {
 	const limit, records = 800, 8000
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.MaxRecordsPerKey = limit })
 	defer p.Close()
@@ -453,7 +453,7 @@ func TestProducerMaxRecordsPerKey(t *testing.T) {
 func TestProducerMaxBytesPerKey(t *testing.T) {
 	const limit, size, records = 80 << 10, 1 << 10, 2000
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.MaxBytesPerKey = limit })
 	defer p.Close()
@@ -502,7 +502,7 @@ func TestProducerSmallLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			k := kmstest.New()
+			k := kmsfake.New()
 			arn := newKey(k)
 			p := newProducer(t, k, func(o *keycache.ProducerOptions) {
 				o.MaxRecordsPerKey = tc.records
@@ -522,7 +522,7 @@ func TestProducerSmallLimits(t *testing.T) {
 	t.Run("record larger than MaxBytesPerKey", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		k := kmstest.New()
+		k := kmsfake.New()
 		arn := newKey(k)
 		p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.MaxBytesPerKey = 1000 })
 		defer p.Close()
@@ -547,7 +547,7 @@ func TestProducerConcurrent(t *testing.T) {
 func TestProducerContendedLimit(t *testing.T) {
 	const n = 16
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	k.SetLatency(20 * time.Millisecond) // so that they pile up
 	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.MaxRecordsPerKey = 1 })
@@ -584,7 +584,7 @@ func producerConcurrent(t *testing.T, maxRecords uint64) {
 	const goroutines, perG = 16, 500
 	ctx := context.Background()
 	clk := newClock()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	p := newProducer(t, k, func(o *keycache.ProducerOptions) {
 		o.Now = clk.Now
@@ -649,7 +649,7 @@ func producerConcurrent(t *testing.T, maxRecords uint64) {
 func TestProducerOversizedRecordKeepsKey(t *testing.T) {
 	const limit = 1 << 20
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.MaxBytesPerKey = limit })
 	defer p.Close()
@@ -671,7 +671,7 @@ func TestProducerOversizedRecordKeepsKey(t *testing.T) {
 func TestProducerDropsIdleSlots(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	k := kmstest.New()
+	k := kmsfake.New()
 	arn := newKey(k)
 	p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.Now = clk.Now })
 	defer p.Close()

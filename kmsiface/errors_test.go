@@ -8,12 +8,12 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 )
 
 // The in-memory KMS of kmstest satisfies every interface but MACGenerator.
-var _ kmsiface.Client = (*kmstest.KMS)(nil)
+var _ kmsiface.Client = (*kmsfake.KMS)(nil)
 
 // TestErrorPrefix: every class names its package.
 func TestErrorPrefix(t *testing.T) {

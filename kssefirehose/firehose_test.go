@@ -22,18 +22,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
-	"github.com/ksse-go/ksse/internal/motoserver"
-	"github.com/ksse-go/ksse/internal/motoserver/mototest"
-	"github.com/ksse-go/ksse/kmstest"
+	"github.com/ksse-go/ksse/internal/emulator"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/kssefirehose"
 	"github.com/ksse-go/ksse/record"
 )
 
-func TestMain(m *testing.M) { mototest.Main(m) }
+func TestMain(m *testing.M) { emulatortest.Main(m) }
 
-func newPair(t testing.TB) (*kmstest.KMS, *record.Encryptor, *record.Decryptor) {
+func newPair(t testing.TB) (*kmsfake.KMS, *record.Encryptor, *record.Decryptor) {
 	t.Helper()
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)
@@ -227,7 +227,7 @@ func TestPartialFailure(t *testing.T) {
 func TestEncryptionFailure(t *testing.T) {
 	ctx := context.Background()
 	k, enc, _ := newPair(t)
-	k.InjectFault("GenerateDataKey", kmstest.Fault{Code: "DisabledException"}, 1)
+	k.InjectFault("GenerateDataKey", kmsfake.Fault{Code: "DisabledException"}, 1)
 	f := &fakeFirehose{}
 	_, err := kssefirehose.PutRecordBatch(ctx, enc, f, batch("a", "b"))
 	var be *record.BatchError
@@ -332,7 +332,7 @@ func TestMotoDirectPutToS3(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cfg := mototest.Shared(t).AWSConfig()
+	cfg := emulatortest.Shared(t, emulator.Moto).AWSConfig()
 	kmsClient := kms.NewFromConfig(cfg)
 	key, err := kmsClient.CreateKey(ctx, &kms.CreateKeyInput{})
 	require.NoError(t, err)
@@ -343,12 +343,12 @@ func TestMotoDirectPutToS3(t *testing.T) {
 	require.NoError(t, err)
 	defer dec.Close()
 
-	s3c := s3.NewFromConfig(cfg, motoserver.S3Options)
-	bucket := motoserver.UniqueName("ksse-firehose")
+	s3c := s3.NewFromConfig(cfg, emulator.S3Options)
+	bucket := emulator.UniqueName("ksse-firehose")
 	_, err = s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
 	require.NoError(t, err)
 	fh := firehose.NewFromConfig(cfg)
-	name := motoserver.UniqueName("ksse-delivery")
+	name := emulator.UniqueName("ksse-delivery")
 	created, err := fh.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{
 		DeliveryStreamName: aws.String(name),
 		DeliveryStreamType: types.DeliveryStreamTypeDirectPut,

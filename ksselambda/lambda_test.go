@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/keycache"
-	"github.com/ksse-go/ksse/kmstest"
 	"github.com/ksse-go/ksse/ksselambda"
 	"github.com/ksse-go/ksse/record"
 )
@@ -28,7 +28,7 @@ import (
 const streamARN = "arn:aws:kinesis:us-east-1:111122223333:stream/orders"
 
 type fixture struct {
-	k   *kmstest.KMS
+	k   *kmsfake.KMS
 	enc *record.Encryptor
 	dec *record.Decryptor
 	arn string
@@ -36,7 +36,7 @@ type fixture struct {
 
 func newFixture(t testing.TB, optFns ...func(*record.DecryptorOptions)) *fixture {
 	t.Helper()
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)
@@ -253,7 +253,7 @@ func TestShards(t *testing.T) {
 	}}
 	_, err = dec.Decrypt(context.Background(), streamARN, ev.Records[0].Kinesis.Data) // key 1 cached
 	require.NoError(t, err)
-	f.k.InjectFault("Decrypt", kmstest.Fault{Code: "ThrottlingException"}, 1)
+	f.k.InjectFault("Decrypt", kmsfake.Fault{Code: "ThrottlingException"}, 1)
 
 	out, fails, err := ksselambda.DecryptEvent(context.Background(), dec, ev)
 	var be *record.BatchError
@@ -436,7 +436,7 @@ func TestRedelivery(t *testing.T) {
 
 	// 2: B's key throttled: record 8 and after withheld, tampered 6
 	// rejected; shard 1 goes on.
-	f.k.InjectFault("Decrypt", kmstest.Fault{Code: "ThrottlingException"}, 1)
+	f.k.InjectFault("Decrypt", kmsfake.Fault{Code: "ThrottlingException"}, 1)
 	_, ok = src.invoke(ctx, h)
 	require.True(t, ok)
 	require.Equal(t, []string{"a7", "x6", "x7", "x8", "x9", "x10"}, calls[1])
@@ -551,7 +551,7 @@ func TestLogging(t *testing.T) {
 	require.NotContains(t, log, "secret")
 
 	buf.Reset()
-	f.k.InjectFault("Decrypt", kmstest.Fault{Code: "ThrottlingException"}, 1)
+	f.k.InjectFault("Decrypt", kmsfake.Fault{Code: "ThrottlingException"}, 1)
 	good := f.rec(t, shard0, 2, "secret-pk", "secret payload")
 	resp, err = ksselambda.Handler(f.dec, (&recorder{}).handle)(context.Background(), events.KinesisEvent{Records: []events.KinesisEventRecord{good}})
 	require.NoError(t, err)

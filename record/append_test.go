@@ -14,12 +14,12 @@ import (
 
 	"github.com/ksse-go/ksse/envelope"
 	"github.com/ksse-go/ksse/internal/hashkey"
-	"github.com/ksse-go/ksse/kmstest"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/record"
 )
 
 func newAppendPair(t *testing.T, optFns ...func(*record.DecryptorOptions)) (*record.Encryptor, *record.Decryptor) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)

@@ -16,9 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -69,7 +69,7 @@ type badInput struct {
 
 // biEnv is the KMS, keys and caches of the bad input tests.
 type biEnv struct {
-	k             *kmstest.KMS
+	k             *kmsfake.KMS
 	arn, arn2     string
 	arn3          string // a key that seals nothing
 	rsa           string
@@ -79,7 +79,7 @@ type biEnv struct {
 
 func newBIEnv(t *testing.T) *biEnv {
 	t.Helper()
-	e := &biEnv{k: kmstest.New()}
+	e := &biEnv{k: kmsfake.New()}
 	_, e.arn = e.k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	_, e.arn2 = e.k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	_, e.arn3 = e.k.CreateKey(kmstypes.KeySpecSymmetricDefault)

@@ -13,7 +13,7 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/ksse-go/ksse/internal/benchheap"
-	"github.com/ksse-go/ksse/kmstest"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -24,7 +24,7 @@ var benchSizes = []struct {
 
 // benchEncryptor returns an Encryptor with a warm key cache.
 func benchEncryptor(b *testing.B) (*record.Encryptor, *record.Decryptor) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	enc, err := record.NewEncryptor(k, arn)
 	if err != nil {

@@ -15,9 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -25,7 +25,7 @@ import (
 // it trusts, or with entries that KMS would never report (key IDs,
 // aliases); InsecureAllowAnyKey is the named way out.
 func TestDecryptorStrictByDefault(t *testing.T) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	keyID, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	_, err := record.NewDecryptor(k)
 	require.ErrorIs(t, err, record.ErrInvalidInput)
@@ -59,7 +59,7 @@ func TestDecryptorStrictByDefault(t *testing.T) {
 // TestNewEncryptorOptions: a cache option out of range fails NewEncryptor
 // with ErrInvalidInput, and a client without DescribeKey fails SetKeyID.
 func TestNewEncryptorOptions(t *testing.T) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	for name, fn := range map[string]func(*record.EncryptorOptions){
 		"RefreshAhead = TTL":    func(o *record.EncryptorOptions) { o.TTL = time.Minute; o.RefreshAhead = time.Minute },
@@ -102,7 +102,7 @@ func TestIsKeyARN(t *testing.T) {
 
 // countingKMS counts the Decrypt calls in flight, and the most at once.
 type countingKMS struct {
-	*kmstest.KMS
+	*kmsfake.KMS
 	inFlight, maxInFlight atomic.Int64
 }
 
@@ -121,7 +121,7 @@ func (c *countingKMS) Decrypt(ctx context.Context, in *kms.DecryptInput, optFns 
 // producers makes records records for stream from p producers, each with a
 // data key of its own (key ARN arn), round robin: the records of a GetRecords
 // batch of a busy stream.
-func producers(t testing.TB, k *kmstest.KMS, arn, stream string, p, records int) [][]byte {
+func producers(t testing.TB, k *kmsfake.KMS, arn, stream string, p, records int) [][]byte {
 	t.Helper()
 	encs := make([]*record.Encryptor, p)
 	for i := range encs {
@@ -143,7 +143,7 @@ func producers(t testing.TB, k *kmstest.KMS, arn, stream string, p, records int)
 // one Decrypt call per data key, 16 at once, and returns every record in
 // order with its key ARN.
 func TestDecryptBatchCold(t *testing.T) {
-	k := &countingKMS{KMS: kmstest.New()}
+	k := &countingKMS{KMS: kmsfake.New()}
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	data := producers(t, k.KMS, arn, "orders", 64, 500)
 	k.SetLatency(20 * time.Millisecond)
@@ -173,7 +173,7 @@ func TestDecryptBatchCold(t *testing.T) {
 // new wrapped keys; records under the others fail at once, transiently, and
 // decrypt in the next batch.
 func TestDecryptBatchNewKeyBound(t *testing.T) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	data := producers(t, k, arn, "orders", 20, 40)
 	dec, err := record.NewDecryptor(k, func(o *record.DecryptorOptions) {
@@ -206,7 +206,7 @@ func TestDecryptBatchNewKeyBound(t *testing.T) {
 
 // TestIsPermanent classifies the failures of records.
 func TestIsPermanent(t *testing.T) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	_, other := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	good := producers(t, k, arn, "orders", 1, 1)[0]
@@ -232,7 +232,7 @@ func TestIsPermanent(t *testing.T) {
 		require.True(t, record.IsPermanent(err), "%s: %v", name, err)
 	}
 	fresh := producers(t, k, arn, "orders", 1, 1)[0] // a data key not cached
-	k.InjectFault("Decrypt", kmstest.Fault{Code: "ThrottlingException"}, 1)
+	k.InjectFault("Decrypt", kmsfake.Fault{Code: "ThrottlingException"}, 1)
 	_, err = dec.Decrypt(ctx, "orders", fresh)
 	require.Error(t, err)
 	require.False(t, record.IsPermanent(err), "%v", err)
@@ -281,7 +281,7 @@ func TestForgedFlood(t *testing.T) {
 		{"no limits", func(o *record.DecryptorOptions) { o.DecryptRate = -1; o.MaxNewKeysPerBatch = 1 << 20 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			k := kmstest.New()
+			k := kmsfake.New()
 			_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 			legit := producers(t, k, arn, "orders", 1, 100)
 			forged := forgedRecords(t, legit[0], 5000)
@@ -380,7 +380,7 @@ func TestForgedFlood(t *testing.T) {
 // BenchmarkColdBatch decrypts a cold batch of 500 records from 64 producers
 // with a 20 ms KMS, and reports the wall time in KMS round trips.
 func BenchmarkColdBatch(b *testing.B) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	data := producers(b, k, arn, "orders", 64, 500)
 	k.SetLatency(20 * time.Millisecond)

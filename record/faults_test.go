@@ -22,14 +22,14 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 	"github.com/ksse-go/ksse/record"
 )
 
 // These tests run the Encryptor and Decryptor over the real *kms.Client of
-// aws-sdk-go-v2, talking HTTP to kmstest.NewServer, with faults injected in
+// aws-sdk-go-v2, talking HTTP to kmsfake.NewServer, with faults injected in
 // the server: what the SDK makes of a throttle, a 5xx, a reset connection or
 // a slow answer is what ksse sees. The client keeps the SDK's standard
 // retryer (3 attempts) without backoff delays or a retry quota, so that
@@ -37,7 +37,7 @@ import (
 
 // fltEnv is a KMS served over HTTP and a real client for it.
 type fltEnv struct {
-	k      *kmstest.KMS
+	k      *kmsfake.KMS
 	client *kms.Client
 	keyID  string
 	arn    string
@@ -45,8 +45,8 @@ type fltEnv struct {
 
 func newFltEnv(t *testing.T) *fltEnv {
 	t.Helper()
-	k := kmstest.New()
-	srv := kmstest.NewServer(k)
+	k := kmsfake.New()
+	srv := kmsfake.NewServer(k)
 	t.Cleanup(srv.Close)
 	e := &fltEnv{k: k, client: srv.Client(func(o *kms.Options) {
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
@@ -173,7 +173,7 @@ func httpStatus(code int) func(*testing.T, error) {
 }
 
 func fltFaults() []fltFault {
-	inj := func(f kmstest.Fault, n int) func(*fltEnv, string, string) {
+	inj := func(f kmsfake.Fault, n int) func(*fltEnv, string, string) {
 		return func(e *fltEnv, op, _ string) { e.k.InjectFault(op, f, n) }
 	}
 	clearFaults := func(e *fltEnv, _ string) { e.k.ClearFaults() }
@@ -182,19 +182,19 @@ func fltFaults() []fltFault {
 	}
 	enable := func(e *fltEnv, id string) { e.k.SetKeyState(id, kmstypes.KeyStateEnabled) }
 	return []fltFault{
-		{name: "ThrottlingException on every call", inject: inj(kmstest.Fault{Code: "ThrottlingException"}, -1), clear: clearFaults,
+		{name: "ThrottlingException on every call", inject: inj(kmsfake.Fault{Code: "ThrottlingException"}, -1), clear: clearFaults,
 			check: isClass(kmsiface.ErrThrottling), class: "kmsiface.ErrThrottling"},
-		{name: "HTTP 500 InternalFailure", inject: inj(kmstest.Fault{Status: 500}, -1), clear: clearFaults,
+		{name: "HTTP 500 InternalFailure", inject: inj(kmsfake.Fault{Status: 500}, -1), clear: clearFaults,
 			check: httpStatus(500), class: "none (*kmsiface.Error, HTTP 500)"},
-		{name: "HTTP 503 ServiceUnavailable", inject: inj(kmstest.Fault{Status: 503}, -1), clear: clearFaults,
+		{name: "HTTP 503 ServiceUnavailable", inject: inj(kmsfake.Fault{Status: 503}, -1), clear: clearFaults,
 			check: httpStatus(503), class: "none (*kmsiface.Error, HTTP 503)"},
-		{name: "connection reset", inject: inj(kmstest.Fault{Reset: true}, -1), clear: clearFaults,
+		{name: "connection reset", inject: inj(kmsfake.Fault{Reset: true}, -1), clear: clearFaults,
 			check: func(t *testing.T, err error) {
 				var ke *kmsiface.Error
 				require.ErrorAs(t, err, &ke)
 				require.ErrorIs(t, err, syscall.ECONNRESET)
 			}, class: "none (*kmsiface.Error, ECONNRESET)"},
-		{name: "answer after 1 s, caller deadline 100 ms", inject: inj(kmstest.Fault{Delay: time.Second}, 1), clear: clearFaults,
+		{name: "answer after 1 s, caller deadline 100 ms", inject: inj(kmsfake.Fault{Delay: time.Second}, 1), clear: clearFaults,
 			deadline: 100 * time.Millisecond,
 			check:    func(t *testing.T, err error) { require.ErrorIs(t, err, context.DeadlineExceeded) },
 			class:    "context.DeadlineExceeded"},
@@ -221,7 +221,7 @@ func TestKMSFaultsProducer(t *testing.T) {
 	fmt.Fprintf(&table, "%-48s | %-34s | %-25s | %-9s | %-7s | %s\n", "fault (GenerateDataKey)", "error of each record", "failed", "KMS calls", "Kinesis", "after the fault clears")
 	for _, f := range append(fltFaults(), fltFault{
 		name: "ThrottlingException × 2 (SDK retries absorb it)", inject: func(e *fltEnv, op, _ string) {
-			e.k.InjectFault(op, kmstest.Fault{Code: "ThrottlingException"}, 2)
+			e.k.InjectFault(op, kmsfake.Fault{Code: "ThrottlingException"}, 2)
 		}}) {
 		t.Run(f.name, func(t *testing.T) {
 			e := newFltEnv(t)
@@ -418,7 +418,7 @@ func TestRefreshAheadRidesOutOutage(t *testing.T) {
 		require.EqualValues(t, 1, e.k.Calls("GenerateDataKey"))
 
 		clock.Advance(keycache.DefaultTTL - 12*time.Second) // inside the refresh window
-		e.k.InjectFault("GenerateDataKey", kmstest.Fault{Status: 503}, -1)
+		e.k.InjectFault("GenerateDataKey", kmsfake.Fault{Status: 503}, -1)
 		for range 5 {
 			put()
 			clock.Advance(time.Second)
@@ -451,7 +451,7 @@ func TestRefreshAheadRidesOutOutage(t *testing.T) {
 		_, err = enc.PutRecords(ctx, kin, fltBatch(10))
 		require.NoError(t, err)
 		clock.Advance(keycache.DefaultTTL - 10*time.Second)
-		e.k.InjectFault("GenerateDataKey", kmstest.Fault{Code: "ThrottlingException"}, -1)
+		e.k.InjectFault("GenerateDataKey", kmsfake.Fault{Code: "ThrottlingException"}, -1)
 		_, err = enc.PutRecords(ctx, kin, fltBatch(10))
 		require.NoError(t, err, "still inside the TTL")
 		fltWait(t, "a failed background refresh", func() bool { return enc.Stats().Failures["Throttling"] > 0 })

@@ -16,18 +16,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/emulator"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
 	"github.com/ksse-go/ksse/internal/hashkey"
-	"github.com/ksse-go/ksse/internal/motoserver"
-	"github.com/ksse-go/ksse/internal/motoserver/mototest"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/record"
 )
 
 // The integration tests run the real aws-sdk-go-v2 KMS and Kinesis clients
-// against moto (see package mototest: they skip when moto is not installed,
+// against moto (see package emulatortest: they skip when moto is not installed,
 // and fail instead under CI=true).
 
-func TestMain(m *testing.M) { mototest.Main(m) }
+func TestMain(m *testing.M) { emulatortest.Main(m) }
 
 // itStream is a Kinesis stream created on moto for a test.
 type itStream struct {
@@ -38,7 +38,7 @@ type itStream struct {
 // createStream creates a stream of n shards and waits until it is active.
 func createStream(ctx context.Context, t *testing.T, client *kinesis.Client, prefix string, n int32) itStream {
 	t.Helper()
-	name := motoserver.UniqueName(prefix)
+	name := emulator.UniqueName(prefix)
 	_, err := client.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(n)})
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -139,7 +139,7 @@ func payload(i, size int) []byte {
 // every encrypted record landed on the shard, in the order, of its
 // plaintext twin.
 func TestIntegration(t *testing.T) {
-	srv := mototest.Shared(t)
+	srv := emulatortest.Shared(t, emulator.Moto)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cfg := srv.AWSConfig()

@@ -20,9 +20,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -69,10 +69,10 @@ func (c *captureKinesis) sent() int {
 
 // httpKMS serves a new test KMS over HTTP and returns it with a real
 // *kms.Client for it, with retries off so that every failure is seen.
-func httpKMS(t testing.TB) (*kmstest.KMS, *kms.Client) {
+func httpKMS(t testing.TB) (*kmsfake.KMS, *kms.Client) {
 	t.Helper()
-	k := kmstest.New()
-	srv := kmstest.NewServer(k)
+	k := kmsfake.New()
+	srv := kmsfake.NewServer(k)
 	t.Cleanup(srv.Close)
 	return k, srv.Client(func(o *kms.Options) { o.Retryer = aws.NopRetryer{} })
 }
@@ -109,29 +109,29 @@ func TestEncryptorKeyStates(t *testing.T) {
 		class error // nil: a failure of no class
 		// fault puts the fault in place and returns the key to encrypt
 		// with; clear removes it, or returns a key to switch to.
-		fault func(k *kmstest.KMS) (keyID string)
-		clear func(k *kmstest.KMS, keyID string) (switchTo string)
+		fault func(k *kmsfake.KMS) (keyID string)
+		clear func(k *kmsfake.KMS, keyID string) (switchTo string)
 	}{
 		{
 			name: "Disabled", class: kmsiface.ErrKeyDisabled,
-			fault: func(k *kmstest.KMS) string {
+			fault: func(k *kmsfake.KMS) string {
 				_, arn := k.CreateKey("")
 				require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStateDisabled))
 				return arn
 			},
-			clear: func(k *kmstest.KMS, arn string) string {
+			clear: func(k *kmsfake.KMS, arn string) string {
 				require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStateEnabled))
 				return ""
 			},
 		},
 		{
 			name: "PendingDeletion", class: kmsiface.ErrKeyDisabled,
-			fault: func(k *kmstest.KMS) string {
+			fault: func(k *kmsfake.KMS) string {
 				_, arn := k.CreateKey("")
 				require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStatePendingDeletion))
 				return arn
 			},
-			clear: func(k *kmstest.KMS, arn string) string {
+			clear: func(k *kmsfake.KMS, arn string) string {
 				// CancelKeyDeletion, then EnableKey.
 				require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStateEnabled))
 				return ""
@@ -139,8 +139,8 @@ func TestEncryptorKeyStates(t *testing.T) {
 		},
 		{
 			name: "AliasNotFound", class: kmsiface.ErrKeyNotFound,
-			fault: func(k *kmstest.KMS) string { return "alias/not-yet" },
-			clear: func(k *kmstest.KMS, alias string) string {
+			fault: func(k *kmsfake.KMS) string { return "alias/not-yet" },
+			clear: func(k *kmsfake.KMS, alias string) string {
 				keyID, _ := k.CreateKey("")
 				require.NoError(t, k.CreateAlias(alias, keyID))
 				return ""
@@ -148,56 +148,56 @@ func TestEncryptorKeyStates(t *testing.T) {
 		},
 		{
 			name: "Deleted", class: kmsiface.ErrKeyNotFound,
-			fault: func(k *kmstest.KMS) string {
+			fault: func(k *kmsfake.KMS) string {
 				_, arn := k.CreateKey("")
 				require.NoError(t, k.DeleteKey(arn))
 				return arn
 			},
-			clear: func(k *kmstest.KMS, _ string) string {
+			clear: func(k *kmsfake.KMS, _ string) string {
 				_, arn := k.CreateKey("") // a deleted key is gone: switch
 				return arn
 			},
 		},
 		{
 			name: "AccessDenied", class: kmsiface.ErrAccessDenied,
-			fault: func(k *kmstest.KMS) string {
+			fault: func(k *kmsfake.KMS) string {
 				_, arn := k.CreateKey("")
 				require.NoError(t, k.DenyAccess(arn, "GenerateDataKey"))
 				return arn
 			},
-			clear: func(k *kmstest.KMS, arn string) string {
+			clear: func(k *kmsfake.KMS, arn string) string {
 				require.NoError(t, k.AllowAccess(arn))
 				return ""
 			},
 		},
 		{
 			name: "Throttling", class: kmsiface.ErrThrottling,
-			fault: func(k *kmstest.KMS) string {
+			fault: func(k *kmsfake.KMS) string {
 				_, arn := k.CreateKey("")
-				k.InjectFault("GenerateDataKey", kmstest.Fault{Code: "ThrottlingException"}, -1)
+				k.InjectFault("GenerateDataKey", kmsfake.Fault{Code: "ThrottlingException"}, -1)
 				return arn
 			},
-			clear: func(k *kmstest.KMS, _ string) string { k.ClearFaults(); return "" },
+			clear: func(k *kmsfake.KMS, _ string) string { k.ClearFaults(); return "" },
 		},
 		{
 			name: "Asymmetric", class: kmsiface.ErrInvalidKey,
-			fault: func(k *kmstest.KMS) string {
+			fault: func(k *kmsfake.KMS) string {
 				_, arn := k.CreateKey(kmstypes.KeySpecRsa2048)
 				return arn
 			},
-			clear: func(k *kmstest.KMS, _ string) string {
+			clear: func(k *kmsfake.KMS, _ string) string {
 				_, arn := k.CreateKey("") // an RSA key never wraps data keys: switch
 				return arn
 			},
 		},
 		{
 			name: "Unavailable", class: nil,
-			fault: func(k *kmstest.KMS) string {
+			fault: func(k *kmsfake.KMS) string {
 				_, arn := k.CreateKey("")
-				k.InjectFault("", kmstest.Fault{Status: 503}, -1)
+				k.InjectFault("", kmsfake.Fault{Status: 503}, -1)
 				return arn
 			},
-			clear: func(k *kmstest.KMS, _ string) string { k.ClearFaults(); return "" },
+			clear: func(k *kmsfake.KMS, _ string) string { k.ClearFaults(); return "" },
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -307,8 +307,8 @@ func TestEncryptorKeyDisabledWhileWarm(t *testing.T) {
 // by the client and the batch goes through.
 func TestPutRecordsRetriesAbsorbThrottling(t *testing.T) {
 	ctx := context.Background()
-	k := kmstest.New()
-	srv := kmstest.NewServer(k)
+	k := kmsfake.New()
+	srv := kmsfake.NewServer(k)
 	defer srv.Close()
 	client := srv.Client(func(o *kms.Options) {
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
@@ -316,7 +316,7 @@ func TestPutRecordsRetriesAbsorbThrottling(t *testing.T) {
 		})
 	})
 	_, arn := k.CreateKey("")
-	k.InjectFault("GenerateDataKey", kmstest.Fault{Code: "ThrottlingException"}, 2)
+	k.InjectFault("GenerateDataKey", kmsfake.Fault{Code: "ThrottlingException"}, 2)
 	enc, err := record.NewEncryptor(client, arn)
 	require.NoError(t, err)
 	defer enc.Close()
@@ -335,9 +335,9 @@ func TestPutRecordsRetriesAbsorbThrottling(t *testing.T) {
 // to the throttling and delaying the error by minutes.
 func TestPutRecordsKMSFailureCallsKMSOnce(t *testing.T) {
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey("")
-	k.InjectFault("GenerateDataKey", kmstest.Fault{Code: "ThrottlingException"}, -1)
+	k.InjectFault("GenerateDataKey", kmsfake.Fault{Code: "ThrottlingException"}, -1)
 	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)
 	defer enc.Close()
@@ -361,22 +361,22 @@ func TestDecryptorKeyStates(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		class error
-		fault func(k *kmstest.KMS, arn string)
-		clear func(k *kmstest.KMS, arn string) // nil: the fault is permanent
+		fault func(k *kmsfake.KMS, arn string)
+		clear func(k *kmsfake.KMS, arn string) // nil: the fault is permanent
 	}{
 		{"Disabled", kmsiface.ErrKeyDisabled,
-			func(k *kmstest.KMS, arn string) { require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStateDisabled)) },
-			func(k *kmstest.KMS, arn string) { require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStateEnabled)) }},
+			func(k *kmsfake.KMS, arn string) { require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStateDisabled)) },
+			func(k *kmsfake.KMS, arn string) { require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStateEnabled)) }},
 		{"PendingDeletion", kmsiface.ErrKeyDisabled,
-			func(k *kmstest.KMS, arn string) {
+			func(k *kmsfake.KMS, arn string) {
 				require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStatePendingDeletion))
 			},
-			func(k *kmstest.KMS, arn string) { require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStateEnabled)) }},
+			func(k *kmsfake.KMS, arn string) { require.NoError(t, k.SetKeyState(arn, kmstypes.KeyStateEnabled)) }},
 		{"AccessDenied", kmsiface.ErrAccessDenied,
-			func(k *kmstest.KMS, arn string) { require.NoError(t, k.DenyAccess(arn, "Decrypt")) },
-			func(k *kmstest.KMS, arn string) { require.NoError(t, k.AllowAccess(arn)) }},
+			func(k *kmsfake.KMS, arn string) { require.NoError(t, k.DenyAccess(arn, "Decrypt")) },
+			func(k *kmsfake.KMS, arn string) { require.NoError(t, k.AllowAccess(arn)) }},
 		{"Deleted", kmsiface.ErrKeyNotFound,
-			func(k *kmstest.KMS, arn string) { require.NoError(t, k.DeleteKey(arn)) },
+			func(k *kmsfake.KMS, arn string) { require.NoError(t, k.DeleteKey(arn)) },
 			nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

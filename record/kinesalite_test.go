@@ -13,9 +13,9 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ksse-go/ksse/internal/kinesalite/kinesalitetest"
-	"github.com/ksse-go/ksse/internal/motoserver"
-	"github.com/ksse-go/ksse/kmstest"
+	"github.com/ksse-go/ksse/internal/emulator"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -25,18 +25,18 @@ import (
 // service, every ExplicitHashKey it computes is valid, and the records read
 // back decrypt.
 func TestKinesaliteLimits(t *testing.T) {
-	srv := kinesalitetest.Shared(t)
+	srv := emulatortest.Shared(t, emulator.Kinesalite)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	client := kinesis.NewFromConfig(srv.AWSConfig())
-	stream := motoserver.UniqueName("ksse-strict")
+	stream := emulator.UniqueName("ksse-strict")
 	_, err := client.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: &stream, ShardCount: aws.Int32(2)})
 	require.NoError(t, err)
 	require.NoError(t, kinesis.NewStreamExistsWaiter(client, func(o *kinesis.StreamExistsWaiterOptions) {
 		o.MinDelay = 50 * time.Millisecond
 	}).Wait(ctx, &kinesis.DescribeStreamInput{StreamName: &stream}, 30*time.Second))
 
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)

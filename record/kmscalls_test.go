@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
-	"github.com/ksse-go/ksse/kmstest"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -43,7 +43,7 @@ func TestKMSCallsPerHour(t *testing.T) {
 	)
 	ctx := context.Background()
 	clock := newFakeClock()
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 
 	encs := make([]*record.Encryptor, producers)
@@ -159,7 +159,7 @@ func TestKMSCallsFleet(t *testing.T) {
 		t.Run(ttl.String(), func(t *testing.T) {
 			ctx := context.Background()
 			clock := newFakeClock()
-			k := kmstest.New()
+			k := kmsfake.New()
 			_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 			encs := make([]*record.Encryptor, producers)
 			for i := range encs {

@@ -16,8 +16,8 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/keycache"
-	"github.com/ksse-go/ksse/kmstest"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -57,7 +57,7 @@ func TestLoad(t *testing.T) {
 	const goroutines = 64
 	n := loadRecords()
 	before := runtime.NumGoroutine()
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)
@@ -133,7 +133,7 @@ var loadRace = func() bool {
 // are: Close must wait for them, and no goroutine may be left.
 func TestCloseLeavesNoGoroutine(t *testing.T) {
 	before := runtime.NumGoroutine()
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	clock := newFltClock()
 	enc, err := record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) { o.Now = clock.Now })

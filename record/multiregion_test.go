@@ -6,9 +6,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -18,10 +18,10 @@ import (
 // multi-Region key of another ID or account is still refused.
 //
 // moto cannot be used here: it truncates multi-Region key IDs in its
-// ciphertexts and then cannot decrypt them (internal/motoserver/doc.go).
+// ciphertexts and then cannot decrypt them (internal/emulator/doc.go).
 func TestMultiRegionKey(t *testing.T) {
 	ctx := context.Background()
-	east, west := kmstest.New(), kmstest.NewInRegion("eu-west-1")
+	east, west := kmsfake.New(), kmsfake.NewInRegion("eu-west-1")
 	id, primary := east.CreateMultiRegionKey()
 	replica, err := east.ReplicateKey(id, west)
 	require.NoError(t, err)
@@ -37,8 +37,8 @@ func TestMultiRegionKey(t *testing.T) {
 	require.NoError(t, err)
 
 	// The writing Region is down.
-	east.InjectFault("Decrypt", kmstest.Fault{Code: "InternalFailure", Status: 500}, -1)
-	east.InjectFault("GenerateDataKey", kmstest.Fault{Code: "InternalFailure", Status: 500}, -1)
+	east.InjectFault("Decrypt", kmsfake.Fault{Code: "InternalFailure", Status: 500}, -1)
+	east.InjectFault("GenerateDataKey", kmsfake.Fault{Code: "InternalFailure", Status: 500}, -1)
 
 	for name, allowed := range map[string][]string{
 		"replica":              {replica},

@@ -17,8 +17,8 @@ import (
 
 	"github.com/ksse-go/ksse/envelope"
 	"github.com/ksse-go/ksse/internal/hashkey"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -28,9 +28,9 @@ func anyKey(o *record.DecryptorOptions) { o.InsecureAllowAnyKey = true; o.Decryp
 
 // newPair returns a fake KMS with one key, and an Encryptor and a Decryptor
 // (allowing that key) of it.
-func newPair(t testing.TB, decFns ...func(*record.DecryptorOptions)) (*kmstest.KMS, string, *record.Encryptor, *record.Decryptor) {
+func newPair(t testing.TB, decFns ...func(*record.DecryptorOptions)) (*kmsfake.KMS, string, *record.Encryptor, *record.Decryptor) {
 	t.Helper()
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)

@@ -11,14 +11,14 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/internal/redacttest"
-	"github.com/ksse-go/ksse/kmstest"
 	"github.com/ksse-go/ksse/record"
 )
 
 // keyRecorder is a KMS that keeps a copy of every data key it generates.
 type keyRecorder struct {
-	*kmstest.KMS
+	*kmsfake.KMS
 	mu   sync.Mutex
 	keys []*kms.GenerateDataKeyOutput
 }
@@ -38,7 +38,7 @@ func (r *keyRecorder) GenerateDataKey(ctx context.Context, in *kms.GenerateDataK
 // material.
 func TestPrintsRedacted(t *testing.T) {
 	ctx := context.Background()
-	k := &keyRecorder{KMS: kmstest.New()}
+	k := &keyRecorder{KMS: kmsfake.New()}
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	enc, err := record.NewEncryptor(k, arn)
 	if err != nil {

@@ -16,10 +16,11 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ksse-go/ksse/internal/emulator"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
 	"github.com/ksse-go/ksse/internal/hashkey"
-	"github.com/ksse-go/ksse/internal/motoserver/mototest"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -42,7 +43,7 @@ func (m *macCounter) GenerateMac(ctx context.Context, in *kms.GenerateMacInput, 
 func TestKeyedRouting(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cfg := mototest.Shared(t).AWSConfig()
+	cfg := emulatortest.Shared(t, emulator.Moto).AWSConfig()
 	kc := kms.NewFromConfig(cfg)
 	dataKey, err := kc.CreateKey(ctx, &kms.CreateKeyInput{})
 	require.NoError(t, err)
@@ -130,14 +131,14 @@ func TestKeyedRouting(t *testing.T) {
 	}
 
 	// A client without GenerateMac is refused at construction.
-	_, err = record.NewEncryptor(kmstest.New(), "k", func(o *record.EncryptorOptions) { o.RoutingKey = routing })
+	_, err = record.NewEncryptor(kmsfake.New(), "k", func(o *record.EncryptorOptions) { o.RoutingKey = routing })
 	require.ErrorIs(t, err, record.ErrInvalidInput)
 }
 
 // localMAC is a KMS whose GenerateMac is computed in process, for the
 // benchmark: kmstest has no HMAC keys. It fails while *down is set.
 type localMAC struct {
-	*kmstest.KMS
+	*kmsfake.KMS
 	down  *atomic.Bool
 	calls *atomic.Int64
 }
@@ -167,7 +168,7 @@ func (l localMAC) DescribeKey(ctx context.Context, in *kms.DescribeKeyInput, opt
 func BenchmarkEncryptRouting(b *testing.B) {
 	for _, mode := range []string{"md5", "hmac"} {
 		b.Run(mode, func(b *testing.B) {
-			k := localMAC{KMS: kmstest.New()}
+			k := localMAC{KMS: kmsfake.New()}
 			_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 			enc, err := record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) {
 				if mode == "hmac" {
@@ -198,7 +199,7 @@ func TestRoutingThroughKMSOutage(t *testing.T) {
 	ctx := context.Background()
 	var down atomic.Bool
 	var calls atomic.Int64
-	k := localMAC{KMS: kmstest.New(), down: &down, calls: &calls}
+	k := localMAC{KMS: kmsfake.New(), down: &down, calls: &calls}
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	clk := newFakeClock()
 	enc, err := record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) {

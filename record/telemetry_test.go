@@ -14,7 +14,7 @@ import (
 	"github.com/aws/smithy-go/tracing"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ksse-go/ksse/kmstest"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -98,7 +98,7 @@ func (m *fakeMeter) collect() map[string]float64 {
 // material and no content in any attribute.
 func TestMetrics(t *testing.T) {
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	em, dm := &fakeMeter{}, &fakeMeter{}
 	enc, err := record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) { o.MeterProvider = em })
@@ -123,7 +123,7 @@ func TestMetrics(t *testing.T) {
 	_, err = dec.DecryptBatch(ctx, "orders", [][]byte{data[0], data[1], tampered, []byte("plaintext")})
 	require.Error(t, err)
 	fresh := producers(t, k, arn, "orders", 1, 1)[0]
-	k.InjectFault("Decrypt", kmstest.Fault{Code: "ThrottlingException"}, 1)
+	k.InjectFault("Decrypt", kmsfake.Fault{Code: "ThrottlingException"}, 1)
 	_, err = dec.Decrypt(ctx, "orders", fresh)
 	require.Error(t, err)
 
@@ -161,7 +161,7 @@ func (failing) Int64Counter(string, ...metrics.InstrumentOption) (metrics.Int64C
 // TestMetricsBadProvider: a provider that panics or fails is an error at
 // construction.
 func TestMetricsBadProvider(t *testing.T) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	for _, mp := range []metrics.MeterProvider{panicky{}, failing{}} {
 		_, err := record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) { o.MeterProvider = mp })
@@ -177,7 +177,7 @@ func TestMetricsBadProvider(t *testing.T) {
 func BenchmarkEncryptMetrics(b *testing.B) {
 	for _, mode := range []string{"none", "nop"} {
 		b.Run(mode, func(b *testing.B) {
-			k := kmstest.New()
+			k := kmsfake.New()
 			_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 			enc, err := record.NewEncryptor(k, arn, func(o *record.EncryptorOptions) {
 				if mode == "nop" {
@@ -211,7 +211,7 @@ func TestAllocationsWithoutTelemetry(t *testing.T) {
 		t.Skip("FIPS 140-3 mode derives keys with crypto/hkdf, which allocates")
 	}
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
 	enc, err := record.NewEncryptor(k, arn)
 	require.NoError(t, err)

@@ -19,9 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/keycache"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -29,7 +29,7 @@ import (
 // with AWS_ENDPOINT_URL_KMS, and an Encryptor that seals envelopes with it
 // in process.
 type kmsFixture struct {
-	kms    *kmstest.KMS
+	kms    *kmsfake.KMS
 	keyID  string
 	keyARN string
 	enc    *record.Encryptor
@@ -37,9 +37,9 @@ type kmsFixture struct {
 
 func newKMSFixture(t *testing.T) *kmsFixture {
 	t.Helper()
-	k := kmstest.New()
+	k := kmsfake.New()
 	keyID, keyARN := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
-	srv := kmstest.NewServer(k)
+	srv := kmsfake.NewServer(k)
 	t.Cleanup(srv.Close)
 	awsEnv(t, "")
 	t.Setenv("AWS_ENDPOINT_URL_KMS", srv.URL())

@@ -21,9 +21,9 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/ksse-go/ksse/envelope"
+	"github.com/ksse-go/ksse/internal/emulator"
 	"github.com/ksse-go/ksse/internal/hashkey"
-	"github.com/ksse-go/ksse/internal/motoserver"
-	"github.com/ksse-go/ksse/kmstest"
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -80,17 +80,17 @@ func cmdDemo(ctx context.Context, c *cli, args []string) error {
 	d := &demo{w: c.stdout, n: *n, keyID: *keyID}
 
 	if *embedded || (*keyID == "" && !kinesisEndpoint && !kmsEndpoint) {
-		moto, err := motoserver.Start(ctx)
+		moto, err := emulator.Moto.Start(ctx)
 		if err != nil {
-			if errors.Is(err, motoserver.ErrNotInstalled) {
+			if errors.Is(err, emulator.ErrNotInstalled) {
 				return fmt.Errorf("the embedded default runs Kinesis on moto, which is not installed (pip install 'moto[server]'); or configure AWS and pass --key-id: %w", err)
 			}
 			return fmt.Errorf("starting moto: %w", err)
 		}
 		defer moto.Close()
-		d.testKMS = kmstest.New()
+		d.testKMS = kmsfake.New()
 		_, d.keyID = d.testKMS.CreateKey(kmstypes.KeySpecSymmetricDefault)
-		ks := kmstest.NewServer(d.testKMS)
+		ks := kmsfake.NewServer(d.testKMS)
 		defer ks.Close()
 		d.kms = ks.Client()
 		d.kinesis = kinesis.NewFromConfig(moto.AWSConfig())
@@ -157,7 +157,7 @@ type demo struct {
 	keyID     string
 	kms       *kms.Client
 	kinesis   *kinesis.Client
-	testKMS   *kmstest.KMS // the embedded KMS, for its own call counts
+	testKMS   *kmsfake.KMS // the embedded KMS, for its own call counts
 	waitDelay time.Duration
 }
 

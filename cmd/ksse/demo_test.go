@@ -10,8 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ksse-go/ksse/internal/motoserver"
-	"github.com/ksse-go/ksse/internal/motoserver/mototest"
+	"github.com/ksse-go/ksse/internal/emulator"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
 )
 
 // checkDemo checks the output of a successful demo of n records.
@@ -48,9 +48,9 @@ func TestDemoEmbedded(t *testing.T) {
 	// The embedded default: no endpoint and no key configured. Use the
 	// shared moto through KSSE_MOTO_ENDPOINT (as the test script does) so
 	// that the demo does not start its own.
-	srv := mototest.Shared(t)
+	srv := emulatortest.Shared(t, emulator.Moto)
 	awsEnv(t, "")
-	t.Setenv(motoserver.EndpointEnv, srv.URL())
+	t.Setenv(emulator.MotoEndpointEnv, srv.URL())
 	r := runCLI(t, nil, "demo")
 	checkDemo(t, r, "20")
 	require.Contains(t, r.stdout, "demo: embedded default: Kinesis on moto at "+srv.URL())
@@ -69,7 +69,7 @@ func TestDemoEmbedded(t *testing.T) {
 func TestDemoConfiguredEndpoint(t *testing.T) {
 	// With AWS_ENDPOINT_URL set, the demo uses it for both services, and
 	// creates (and schedules the deletion of) a KMS key there.
-	srv := mototest.Shared(t)
+	srv := emulatortest.Shared(t, emulator.Moto)
 	awsEnv(t, srv.URL())
 	r := runCLI(t, nil, "demo", "--records", "8")
 	checkDemo(t, r, "8")
@@ -81,7 +81,7 @@ func TestDemoConfiguredEndpoint(t *testing.T) {
 	cfg := srv.AWSConfig()
 	key, err := kms.NewFromConfig(cfg).CreateKey(t.Context(), &kms.CreateKeyInput{})
 	require.NoError(t, err)
-	alias := "alias/" + motoserver.UniqueName("ksse-demo")
+	alias := "alias/" + emulator.UniqueName("ksse-demo")
 	_, err = kms.NewFromConfig(cfg).CreateAlias(t.Context(), &kms.CreateAliasInput{AliasName: aws.String(alias), TargetKeyId: key.KeyMetadata.KeyId})
 	require.NoError(t, err)
 	r = runCLI(t, nil, "demo", "--records", "2", "--key-id", alias)

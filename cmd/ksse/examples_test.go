@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ksse-go/ksse/internal/motoserver/mototest"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -26,7 +26,7 @@ import (
 func TestExamplesProducerConsumer(t *testing.T) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		if mototest.InCI() {
+		if emulatortest.InCI() {
 			t.Fatalf("go tool not found: %v", err)
 		}
 		t.Skipf("go tool not found: %v", err)

@@ -15,11 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ksse-go/ksse/internal/motoserver"
-	"github.com/ksse-go/ksse/internal/motoserver/mototest"
+	"github.com/ksse-go/ksse/internal/emulator"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
 )
 
-func TestMain(m *testing.M) { mototest.Main(m) }
+func TestMain(m *testing.M) { emulatortest.Main(m) }
 
 // awsEnv points the standard AWS configuration of this process at endpoint
 // (every service) through the environment, with static test credentials,
@@ -32,10 +32,10 @@ func awsEnv(t *testing.T, endpoint string) {
 		"AWS_ENDPOINT_URL":            endpoint,
 		"AWS_ENDPOINT_URL_KINESIS":    "",
 		"AWS_ENDPOINT_URL_KMS":        "",
-		"AWS_REGION":                  motoserver.Region,
+		"AWS_REGION":                  emulator.Region,
 		"AWS_DEFAULT_REGION":          "",
-		"AWS_ACCESS_KEY_ID":           motoserver.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY":       motoserver.SecretAccessKey,
+		"AWS_ACCESS_KEY_ID":           emulator.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY":       emulator.SecretAccessKey,
 		"AWS_SESSION_TOKEN":           "",
 		"AWS_PROFILE":                 "",
 		"AWS_CONFIG_FILE":             missing,
@@ -83,7 +83,7 @@ func jsonLines(t *testing.T, out string) []jsonRecord {
 
 // motoFixture is a moto server with a KMS key and a stream.
 type motoFixture struct {
-	srv     *motoserver.Server
+	srv     *emulator.Server
 	kinesis *kinesis.Client
 	kms     *kms.Client
 	keyARN  string
@@ -95,14 +95,14 @@ type motoFixture struct {
 // process at it.
 func newMotoFixture(t *testing.T, shards int) *motoFixture {
 	t.Helper()
-	srv := mototest.Shared(t)
+	srv := emulatortest.Shared(t, emulator.Moto)
 	awsEnv(t, srv.URL())
 	cfg := srv.AWSConfig()
 	f := &motoFixture{
 		srv:     srv,
 		kinesis: kinesis.NewFromConfig(cfg),
 		kms:     kms.NewFromConfig(cfg),
-		stream:  motoserver.UniqueName("ksse-cli"),
+		stream:  emulator.UniqueName("ksse-cli"),
 	}
 	ctx := t.Context()
 	key, err := f.kms.CreateKey(ctx, &kms.CreateKeyInput{})

@@ -18,7 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ksse-go/ksse/envelope"
-	"github.com/ksse-go/ksse/internal/motoserver/mototest"
+	"github.com/ksse-go/ksse/internal/emulator"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -273,7 +274,7 @@ func TestTailReportsFailures(t *testing.T) {
 // TestPutMissingStream checks that put finds out that the stream does not
 // exist before it asks KMS for a data key.
 func TestPutMissingStream(t *testing.T) {
-	srv := mototest.Shared(t)
+	srv := emulatortest.Shared(t, emulator.Moto)
 	f := newKMSFixture(t) // KMS on kmstest, which counts the calls
 	t.Setenv("AWS_ENDPOINT_URL_KINESIS", srv.URL())
 	r := runCLI(t, strings.NewReader("one\ntwo\n"), "put", "--stream", "ksse-cli-missing", "--key-id", f.keyARN)

@@ -8,22 +8,22 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ksse-go/ksse/internal/motoserver"
-	"github.com/ksse-go/ksse/internal/motoserver/mototest"
+	"github.com/ksse-go/ksse/internal/emulator"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
 )
 
 // TestExample runs the example against moto, as its doc comment says to.
 func TestExample(t *testing.T) {
-	out := runMain(t, mototest.New(t), "-bucket", motoserver.UniqueName("ksse-example"), "-delivery-stream", motoserver.UniqueName("ksse-example"))
+	out := runMain(t, emulatortest.New(t, emulator.Moto), "-bucket", emulator.UniqueName("ksse-example"), "-delivery-stream", emulator.UniqueName("ksse-example"))
 	require.Regexp(t, `(?m)^\S+: {"page":"/","user":42}\n\S+: {"page":"/cart","user":42}\n$`, out)
 }
 
 // runMain runs main with args and the SDK's standard configuration pointed
 // at srv through the environment, and returns its standard output.
-func runMain(t *testing.T, srv *motoserver.Server, args ...string) string {
+func runMain(t *testing.T, srv *emulator.Server, args ...string) string {
 	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL": srv.URL(), "AWS_REGION": motoserver.Region,
-		"AWS_ACCESS_KEY_ID": motoserver.AccessKeyID, "AWS_SECRET_ACCESS_KEY": motoserver.SecretAccessKey,
+		"AWS_ENDPOINT_URL": srv.URL(), "AWS_REGION": emulator.Region,
+		"AWS_ACCESS_KEY_ID": emulator.AccessKeyID, "AWS_SECRET_ACCESS_KEY": emulator.SecretAccessKey,
 		"AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "AWS_PROFILE": "",
 	} {
 		t.Setenv(k, v)

@@ -16,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ksse-go/ksse/internal/motoserver"
-	"github.com/ksse-go/ksse/internal/motoserver/mototest"
+	"github.com/ksse-go/ksse/internal/emulator"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
 	"github.com/ksse-go/ksse/record"
 )
 
@@ -40,11 +40,11 @@ func TestReadme(t *testing.T) {
 // TestQuickstart runs the program against moto, with a stream and a KMS key
 // created for it, as the README says.
 func TestQuickstart(t *testing.T) {
-	srv := mototest.New(t)
+	srv := emulatortest.New(t, emulator.Moto)
 	ctx := t.Context()
 	cfg := srv.AWSConfig()
 	kinesisClient, kmsClient := kinesis.NewFromConfig(cfg), kms.NewFromConfig(cfg)
-	stream := motoserver.UniqueName("ksse-quickstart")
+	stream := emulator.UniqueName("ksse-quickstart")
 	_, err := kinesisClient.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(stream), ShardCount: aws.Int32(1)})
 	require.NoError(t, err)
 	require.NoError(t, kinesis.NewStreamExistsWaiter(kinesisClient).Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(stream)}, time.Minute))
@@ -85,10 +85,10 @@ func TestQuickstart(t *testing.T) {
 }
 
 // setEnv points the SDK's standard configuration at srv.
-func setEnv(t *testing.T, srv *motoserver.Server) {
+func setEnv(t *testing.T, srv *emulator.Server) {
 	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL": srv.URL(), "AWS_REGION": motoserver.Region,
-		"AWS_ACCESS_KEY_ID": motoserver.AccessKeyID, "AWS_SECRET_ACCESS_KEY": motoserver.SecretAccessKey,
+		"AWS_ENDPOINT_URL": srv.URL(), "AWS_REGION": emulator.Region,
+		"AWS_ACCESS_KEY_ID": emulator.AccessKeyID, "AWS_SECRET_ACCESS_KEY": emulator.SecretAccessKey,
 		"AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "AWS_PROFILE": "",
 	} {
 		t.Setenv(k, v)
@@ -97,7 +97,7 @@ func setEnv(t *testing.T, srv *motoserver.Server) {
 
 // runMain runs main with args and the SDK's standard configuration pointed
 // at srv, and returns its standard output.
-func runMain(t *testing.T, srv *motoserver.Server, args ...string) string {
+func runMain(t *testing.T, srv *emulator.Server, args ...string) string {
 	setEnv(t, srv)
 	oldArgs, oldStdout, oldFlags := os.Args, os.Stdout, flag.CommandLine
 	defer func() { os.Args, os.Stdout, flag.CommandLine = oldArgs, oldStdout, oldFlags }()

@@ -1,15 +1,16 @@
 // Package benchheap gives benchmarks the live heap of a real program.
 //
-// The Go garbage collector starts a cycle each time the heap grows by GOGC
+// The garbage collector starts a cycle each time the heap grows by GOGC
 // percent over the live heap, and never below 4 MiB. A benchmark binary has
-// almost no live heap, so a benchmark that allocates 1 KiB per operation
-// runs a GC cycle every few thousand operations and measures the collector's
-// fixed cost per cycle more than the code. Producers and consumers hold
-// buffers, clients and caches of tens of MiB, which makes cycles far rarer.
-// Hold keeps such a heap (64 MiB by default) alive for the duration of a
-// benchmark, so that GC pacing is what it would be in a program.
+// almost no live heap. So a benchmark allocating 1 KiB per operation runs a
+// GC cycle every few thousand operations, and measures the collector's
+// fixed cost more than the code.
 //
-// KSSE_BENCH_HEAP_MB sets the size in MiB; 0 disables it, to measure the
+// Real producers and consumers hold tens of MiB of buffers, clients and
+// caches, which makes cycles far rarer. [Hold] keeps such a heap alive for
+// the duration of a benchmark: 64 MiB by default.
+//
+// KSSE_BENCH_HEAP_MB sets the size in MiB. 0 disables it, to measure the
 // tiny-heap case.
 package benchheap
 

@@ -1,9 +1,12 @@
-// Package child runs a test emulator (moto, kinesalite) as a child process:
-// in its own process group, so that stopping it stops whatever it started,
-// with the end of its output kept for error messages. On Linux the child
-// also gets a parent-death signal, which the kernel sends when the thread
-// that started it exits: in a Go program that does not lock threads, when
-// the process dies without calling Close (see golang.org/issue/27505).
+// Package child runs a test emulator (moto, kinesalite) as a child process.
+//
+//   - The child gets its own process group, so stopping it stops whatever
+//     it started.
+//   - The end of its output is kept for error messages.
+//   - On Linux it gets a parent-death signal. The kernel sends it when the
+//     thread that started the child exits: in a Go program that does not
+//     lock threads, when the process dies without calling Close (see
+//     golang.org/issue/27505).
 package child
 
 import (

@@ -1,7 +1,9 @@
 // Package redacttest checks that values holding key material print none of
-// it, for the redaction tests of envelope, keycache, record and
-// kssefirehose. It uses the standard library only, so that envelope's own
-// tests can import it.
+// it. The redaction tests of envelope, keycache, record and kssefirehose
+// use it.
+//
+// It imports the standard library only, so that envelope's own tests can
+// import it.
 package redacttest
 
 import (

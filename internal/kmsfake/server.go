@@ -1,4 +1,4 @@
-package kmstest
+package kmsfake
 
 import (
 	"context"
@@ -26,16 +26,17 @@ const (
 // Server serves a [KMS] over HTTP on 127.0.0.1 in the KMS JSON protocol
 // (awsJson1_1), for a real *kms.Client: see [Server.Client].
 //
-// It serves the operations CancelKeyDeletion, CreateAlias, CreateKey,
-// Decrypt, DescribeKey, DisableKey, EnableKey, Encrypt, GenerateDataKey,
-// ListKeys (all keys, in one page) and ScheduleKeyDeletion. A request is a
-// POST whose X-Amz-Target header is "TrentService." and the operation, with
-// an Authorization header (the signature is not checked) and a JSON body;
-// an error response has HTTP status 400, or the status of an injected
-// [Fault], and the body {"__type":"<code>","message":"<message>"}. A request
-// for another operation fails with UnknownOperationException, one without
-// Authorization with MissingAuthenticationTokenException. Request members
-// that the server does not act on, such as GrantTokens, are ignored.
+// It serves CancelKeyDeletion, CreateAlias, CreateKey, Decrypt,
+// DescribeKey, DisableKey, EnableKey, Encrypt, GenerateDataKey, ListKeys
+// (all keys, in one page) and ScheduleKeyDeletion.
+//
+//   - A request is a POST with X-Amz-Target "TrentService.<operation>", an
+//     Authorization header (the signature is not checked) and a JSON body.
+//   - An error response has HTTP status 400, or an injected [Fault]'s, and
+//     the body {"__type":"<code>","message":"<message>"}.
+//   - Another operation fails with UnknownOperationException. A request
+//     without Authorization fails with MissingAuthenticationTokenException.
+//   - Members the server does not act on, such as GrantTokens, are ignored.
 //
 // A Server is safe for concurrent use.
 type Server struct {
@@ -51,7 +52,7 @@ type Server struct {
 // it when done, typically with t.Cleanup(srv.Close).
 func NewServer(k *KMS) *Server {
 	if k == nil {
-		panic("kmstest: NewServer: nil KMS")
+		panic("kmsfake: NewServer: nil KMS")
 	}
 	s := &Server{k: k}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -105,7 +106,7 @@ func (s *Server) Client(optFns ...func(*kms.Options)) *kms.Client {
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodySize))
 	if err != nil {
-		writeError(w, newError(codeSerialization, "kmstest: reading the request body: %v", err))
+		writeError(w, newError(codeSerialization, "kmsfake: reading the request body: %v", err))
 		return
 	}
 	target := r.Header.Get("X-Amz-Target")
@@ -139,7 +140,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	switch {
 	case h == nil:
-		writeError(w, newError(codeUnknownOperation, "kmstest: unknown operation %q", target))
+		writeError(w, newError(codeUnknownOperation, "kmsfake: unknown operation %q", target))
 		return
 	case r.Header.Get("Authorization") == "":
 		writeError(w, newError(codeMissingAuth, "Missing Authentication Token"))
@@ -158,7 +159,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case ctx.Err() != nil:
 		abort()
 	default:
-		writeError(w, &apiError{status: http.StatusInternalServerError, code: "InternalFailure", message: "kmstest: " + err.Error()})
+		writeError(w, &apiError{status: http.StatusInternalServerError, code: "InternalFailure", message: "kmsfake: " + err.Error()})
 	}
 }
 
@@ -202,7 +203,7 @@ func handle[In, Out any](fn func(*KMS, context.Context, *In) (*Out, error), wire
 		in := new(In)
 		if len(body) > 0 {
 			if err := json.Unmarshal(body, in); err != nil {
-				return nil, newError(codeSerialization, "kmstest: %v", err)
+				return nil, newError(codeSerialization, "kmsfake: %v", err)
 			}
 		}
 		out, err := fn(k, ctx, in)

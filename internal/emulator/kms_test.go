@@ -1,4 +1,4 @@
-package motoserver_test
+package emulator_test
 
 import (
 	"bytes"
@@ -11,7 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
-	"github.com/ksse-go/ksse/internal/motoserver/mototest"
+	"github.com/ksse-go/ksse/internal/emulator"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
 )
 
 func testContext(t *testing.T) context.Context {
@@ -26,9 +27,9 @@ func testContext(t *testing.T) context.Context {
 func TestKMS(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	client := kms.NewFromConfig(mototest.Shared(t).AWSConfig())
+	client := kms.NewFromConfig(emulatortest.Shared(t, emulator.Moto).AWSConfig())
 
-	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("ksse motoserver test")})
+	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("ksse emulator test")})
 	if err != nil {
 		t.Fatalf("CreateKey: %v", err)
 	}

@@ -1,4 +1,4 @@
-package kmstest
+package kmsfake
 
 import (
 	"context"
@@ -50,12 +50,11 @@ type Fault struct {
 	Message string
 
 	// Status is the HTTP status code of the error response, 400 to 599.
-	// If zero and Code is set, it is the status that the KMS model gives
-	// Code if Code is a server error (500 for KMSInternalException and
-	// KeyUnavailableException, 503 for DependencyTimeoutException), and
-	// 400 otherwise, as KMS answers client errors. In process, where there
-	// is neither HTTP nor a retryer, the error carries the status as the
-	// SDK's does (see [awshttp.ResponseError]).
+	// If zero and Code is set, it is the status the KMS model gives Code:
+	// 500 for KMSInternalException and KeyUnavailableException, 503 for
+	// DependencyTimeoutException, and 400 for the client errors. In
+	// process the error carries the status as the SDK's does (see
+	// [awshttp.ResponseError]).
 	Status int
 }
 
@@ -75,7 +74,7 @@ func (f *Fault) response(op string) *apiError {
 		}
 	}
 	if e.message == "" {
-		e.message = fmt.Sprintf("kmstest: %s injected into %s", e.code, op)
+		e.message = fmt.Sprintf("kmsfake: %s injected into %s", e.code, op)
 	}
 	return e
 }
@@ -96,7 +95,7 @@ func defaultStatus(code string) int {
 
 func (f *Fault) check(caller string) {
 	if f.Status != 0 && (f.Status < 400 || f.Status > 599) {
-		panic(fmt.Sprintf("kmstest: %s: Fault.Status %d is not an error status", caller, f.Status))
+		panic(fmt.Sprintf("kmsfake: %s: Fault.Status %d is not an error status", caller, f.Status))
 	}
 }
 
@@ -110,15 +109,15 @@ type injectedFault struct {
 // every call from now on if n is negative; op "" means any operation.
 // Faults injected earlier are used up first, so
 //
-//	k.InjectFault("GenerateDataKey", kmstest.Fault{Code: "ThrottlingException"}, 2)
-//	k.InjectFault("GenerateDataKey", kmstest.Fault{Status: 503}, 1)
+//	k.InjectFault("GenerateDataKey", kmsfake.Fault{Code: "ThrottlingException"}, 2)
+//	k.InjectFault("GenerateDataKey", kmsfake.Fault{Status: 503}, 1)
 //
 // throttles two calls and then answers one with HTTP 503. InjectFault
 // panics if op is not an operation of this package or f.Status is not
 // zero or an error status.
 func (k *KMS) InjectFault(op string, f Fault, n int) {
 	if op != "" && !operations[op] {
-		panic(fmt.Sprintf("kmstest: InjectFault: unknown operation %q", op))
+		panic(fmt.Sprintf("kmsfake: InjectFault: unknown operation %q", op))
 	}
 	f.check("InjectFault")
 	if n == 0 {

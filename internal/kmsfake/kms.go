@@ -1,4 +1,4 @@
-package kmstest
+package kmsfake
 
 import (
 	"crypto/aes"
@@ -132,7 +132,7 @@ func (k *KMS) CreateKey(spec types.KeySpec) (keyID, arn string) {
 	}
 	usages, ok := keyUsages(spec)
 	if !ok {
-		panic(fmt.Sprintf("kmstest: CreateKey: unknown key spec %q", spec))
+		panic(fmt.Sprintf("kmsfake: CreateKey: unknown key spec %q", spec))
 	}
 	md := k.createKey(spec, usages[0], "", newUUID())
 	return *md.KeyId, *md.Arn
@@ -178,11 +178,11 @@ func (k *KMS) createKey(spec types.KeySpec, usage types.KeyUsageType, descriptio
 		rand.Read(secret)
 		block, err := aes.NewCipher(secret)
 		if err != nil {
-			panic("kmstest: " + err.Error())
+			panic("kmsfake: " + err.Error())
 		}
 		ky.aead, err = cipher.NewGCMWithRandomNonce(block)
 		if err != nil {
-			panic("kmstest: " + err.Error())
+			panic("kmsfake: " + err.Error())
 		}
 	}
 	k.mu.Lock()
@@ -210,7 +210,7 @@ func (k *KMS) CreateAlias(name, keyID string) error {
 // in a test; use [KMS.DeleteKey] to delete it.
 func (k *KMS) SetKeyState(keyID string, state types.KeyState) error {
 	if !slices.Contains(state.Values(), state) {
-		return sdkError(validationError("kmstest: unknown key state %q", state))
+		return sdkError(validationError("kmsfake: unknown key state %q", state))
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -258,7 +258,7 @@ func (k *KMS) DeleteKey(keyID string) error {
 func (k *KMS) DenyAccess(keyID string, ops ...string) error {
 	for _, op := range ops {
 		if !keyOperations[op] {
-			panic(fmt.Sprintf("kmstest: DenyAccess: %q is not an operation on a key", op))
+			panic(fmt.Sprintf("kmsfake: DenyAccess: %q is not an operation on a key", op))
 		}
 	}
 	k.mu.Lock()
@@ -314,7 +314,7 @@ func (k *KMS) SetLatency(d time.Duration) {
 // either.
 func (k *KMS) Calls(op string) int64 {
 	if op != "" && !operations[op] {
-		panic(fmt.Sprintf("kmstest: Calls: unknown operation %q", op))
+		panic(fmt.Sprintf("kmsfake: Calls: unknown operation %q", op))
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()

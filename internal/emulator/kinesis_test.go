@@ -1,4 +1,4 @@
-package motoserver_test
+package emulator_test
 
 import (
 	"errors"
@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/ksse-go/ksse/internal/motoserver"
-	"github.com/ksse-go/ksse/internal/motoserver/mototest"
+	"github.com/ksse-go/ksse/internal/emulator"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
 )
 
 // TestKinesis creates a 2-shard stream, writes records to chosen shards with
@@ -21,8 +21,8 @@ import (
 func TestKinesis(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	client := kinesis.NewFromConfig(mototest.Shared(t).AWSConfig())
-	stream := motoserver.UniqueName("ksse-stream")
+	client := kinesis.NewFromConfig(emulatortest.Shared(t, emulator.Moto).AWSConfig())
+	stream := emulator.UniqueName("ksse-stream")
 
 	if _, err := client.CreateStream(ctx, &kinesis.CreateStreamInput{
 		StreamName: aws.String(stream),

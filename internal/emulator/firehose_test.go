@@ -1,4 +1,4 @@
-package motoserver_test
+package emulator_test
 
 import (
 	"bytes"
@@ -11,8 +11,8 @@ import (
 	fhtypes "github.com/aws/aws-sdk-go-v2/service/firehose/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/ksse-go/ksse/internal/motoserver"
-	"github.com/ksse-go/ksse/internal/motoserver/mototest"
+	"github.com/ksse-go/ksse/internal/emulator"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
 )
 
 // TestFirehoseToS3 sends a PutRecordBatch to a DirectPut delivery stream
@@ -23,15 +23,15 @@ import (
 func TestFirehoseToS3(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	cfg := mototest.Shared(t).AWSConfig()
-	s3c := s3.NewFromConfig(cfg, motoserver.S3Options)
+	cfg := emulatortest.Shared(t, emulator.Moto).AWSConfig()
+	s3c := s3.NewFromConfig(cfg, emulator.S3Options)
 	fh := firehose.NewFromConfig(cfg)
 
-	bucket := motoserver.UniqueName("ksse-bucket")
+	bucket := emulator.UniqueName("ksse-bucket")
 	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatalf("CreateBucket: %v", err)
 	}
-	name := motoserver.UniqueName("ksse-delivery")
+	name := emulator.UniqueName("ksse-delivery")
 	created, err := fh.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{
 		DeliveryStreamName: aws.String(name),
 		DeliveryStreamType: fhtypes.DeliveryStreamTypeDirectPut,

@@ -1,4 +1,4 @@
-package kmstest
+package kmsfake
 
 import (
 	"context"
@@ -131,7 +131,7 @@ func errDryRun() *apiError {
 }
 
 func errUnsupported(member string) *apiError {
-	return validationError("kmstest: %s is not supported", member)
+	return validationError("kmsfake: %s is not supported", member)
 }
 
 func (k *KMS) generateDataKey(ctx context.Context, in *kms.GenerateDataKeyInput) (*kms.GenerateDataKeyOutput, error) {

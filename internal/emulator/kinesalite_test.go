@@ -1,4 +1,4 @@
-package kinesalite_test
+package emulator_test
 
 import (
 	"context"
@@ -13,17 +13,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/ksse-go/ksse/internal/kinesalite"
-	"github.com/ksse-go/ksse/internal/kinesalite/kinesalitetest"
-	"github.com/ksse-go/ksse/internal/motoserver"
+	"github.com/ksse-go/ksse/internal/emulator"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
 )
 
-func TestMain(m *testing.M) { kinesalitetest.Main(m) }
-
-func TestStartClose(t *testing.T) {
-	t.Setenv(kinesalite.EndpointEnv, "")
+func TestKinesaliteStartClose(t *testing.T) {
+	t.Setenv(emulator.KinesaliteEndpointEnv, "")
 	begin := time.Now()
-	s := kinesalitetest.New(t)
+	s := emulatortest.New(t, emulator.Kinesalite)
 	t.Logf("kinesalite at %s after %v", s.URL(), time.Since(begin).Round(time.Millisecond))
 	if s.External() || !strings.HasPrefix(s.URL(), "http://127.0.0.1:") {
 		t.Fatalf("External()=%v URL()=%q", s.External(), s.URL())
@@ -45,12 +42,12 @@ func TestStartClose(t *testing.T) {
 	}
 }
 
-func TestNotInstalled(t *testing.T) {
-	t.Setenv(kinesalite.EndpointEnv, "")
-	t.Setenv(kinesalite.DirEnv, t.TempDir())
-	_, err := kinesalite.Start(context.Background())
-	if !errors.Is(err, kinesalite.ErrNotInstalled) {
-		t.Fatalf("Start with an empty %s: err = %v, want ErrNotInstalled", kinesalite.DirEnv, err)
+func TestKinesaliteNotInstalled(t *testing.T) {
+	t.Setenv(emulator.KinesaliteEndpointEnv, "")
+	t.Setenv(emulator.KinesaliteDirEnv, t.TempDir())
+	_, err := emulator.Kinesalite.Start(context.Background())
+	if !errors.Is(err, emulator.ErrNotInstalled) {
+		t.Fatalf("Start with an empty %s: err = %v, want ErrNotInstalled", emulator.KinesaliteDirEnv, err)
 	}
 }
 
@@ -65,13 +62,13 @@ func errorCode(err error) string {
 	return ""
 }
 
-// TestLimits pins down what kinesalite enforces that moto does not: these
+// TestKinesaliteLimits pins down what kinesalite enforces that moto does not: these
 // are the checks a test against kinesalite adds.
-func TestLimits(t *testing.T) {
+func TestKinesaliteLimits(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	client := kinesis.NewFromConfig(kinesalitetest.Shared(t).AWSConfig())
-	stream := motoserver.UniqueName("ksse-stream")
+	client := kinesis.NewFromConfig(emulatortest.Shared(t, emulator.Kinesalite).AWSConfig())
+	stream := emulator.UniqueName("ksse-stream")
 	if _, err := client.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(stream), ShardCount: aws.Int32(2)}); err != nil {
 		t.Fatalf("CreateStream: %v", err)
 	}

@@ -1,4 +1,4 @@
-package kmstest_test
+package kmsfake_test
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 )
 
 // client is what the tests call: kmsiface.Client plus Encrypt.
@@ -23,8 +23,8 @@ type client interface {
 }
 
 var (
-	_ kmsiface.Client = (*kmstest.KMS)(nil)
-	_ client          = (*kmstest.KMS)(nil)
+	_ kmsiface.Client = (*kmsfake.KMS)(nil)
+	_ client          = (*kmsfake.KMS)(nil)
 	_ client          = (*kms.Client)(nil)
 )
 
@@ -39,24 +39,24 @@ func fastRetries(o *kms.Options) {
 	})
 }
 
-func newServer(t testing.TB, k *kmstest.KMS) *kmstest.Server {
-	srv := kmstest.NewServer(k)
+func newServer(t testing.TB, k *kmsfake.KMS) *kmsfake.Server {
+	srv := kmsfake.NewServer(k)
 	t.Cleanup(srv.Close)
 	return srv
 }
 
 // both runs f twice in parallel, each time with a new KMS: once calling it
 // in process, once through a real *kms.Client (retries off) and a Server.
-func both(t *testing.T, f func(t *testing.T, k *kmstest.KMS, c client)) {
+func both(t *testing.T, f func(t *testing.T, k *kmsfake.KMS, c client)) {
 	t.Helper()
 	t.Run("inprocess", func(t *testing.T) {
 		t.Parallel()
-		k := kmstest.New()
+		k := kmsfake.New()
 		f(t, k, k)
 	})
 	t.Run("http", func(t *testing.T) {
 		t.Parallel()
-		k := kmstest.New()
+		k := kmsfake.New()
 		f(t, k, newServer(t, k).Client(noRetries))
 	})
 }

@@ -1,4 +1,4 @@
-package kmstest_test
+package kmsfake_test
 
 import (
 	"crypto/fips140"
@@ -14,7 +14,7 @@ import (
 // SDK, again in a child process with GODEBUG=fips140=only, where
 // non-approved cryptography fails.
 func TestFIPS140Only(t *testing.T) {
-	if os.Getenv("KMSTEST_FIPS_CHILD") == "1" {
+	if os.Getenv("KMSFAKE_FIPS_CHILD") == "1" {
 		require.True(t, fips140.Enforced(), "the child must run with fips140=only")
 		return
 	}
@@ -28,7 +28,7 @@ func TestFIPS140Only(t *testing.T) {
 	if v := os.Getenv("GODEBUG"); v != "" {
 		godebug = v + "," + godebug
 	}
-	cmd.Env = append(os.Environ(), "GODEBUG="+godebug, "KMSTEST_FIPS_CHILD=1")
+	cmd.Env = append(os.Environ(), "GODEBUG="+godebug, "KMSFAKE_FIPS_CHILD=1")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	for _, name := range []string{"TestFIPS140Only", "TestRoundTrip/http", "TestEncryptionContext/inprocess", "TestServerRetries", "Example"} {

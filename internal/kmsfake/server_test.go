@@ -1,4 +1,4 @@
-package kmstest_test
+package kmsfake_test
 
 import (
 	"context"
@@ -22,14 +22,14 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 )
 
 func TestServerAdminOperations(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	c := newServer(t, k).Client(noRetries)
 
 	created, err := c.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("orders")})
@@ -123,7 +123,7 @@ func TestServerAdminOperations(t *testing.T) {
 
 func TestServerProtocol(t *testing.T) {
 	t.Parallel()
-	k := kmstest.New()
+	k := kmsfake.New()
 	_, arn := k.CreateKey("")
 	require.NoError(t, k.CreateAlias("alias/raw", arn))
 	srv := newServer(t, k)
@@ -198,7 +198,7 @@ func TestServerProtocol(t *testing.T) {
 
 // TestFaultKinds checks each kind of fault with retries off.
 func TestFaultKinds(t *testing.T) {
-	both(t, func(t *testing.T, k *kmstest.KMS, c client) {
+	both(t, func(t *testing.T, k *kmsfake.KMS, c client) {
 		ctx := context.Background()
 		keyID, _ := k.CreateKey("")
 		gen := func(ctx context.Context) error {
@@ -216,16 +216,16 @@ func TestFaultKinds(t *testing.T) {
 		}
 
 		for _, tc := range []struct {
-			fault  kmstest.Fault
+			fault  kmsfake.Fault
 			status int
 			code   string
 		}{
-			{kmstest.Fault{Status: 500}, 500, "InternalFailure"},
-			{kmstest.Fault{Status: 503}, 503, "ServiceUnavailable"},
-			{kmstest.Fault{Status: 502, Code: "BadGateway"}, 502, "BadGateway"},
-			{kmstest.Fault{Code: "ThrottlingException"}, 400, "ThrottlingException"},
-			{kmstest.Fault{Code: "DependencyTimeoutException"}, 503, "DependencyTimeoutException"},
-			{kmstest.Fault{Code: "KMSInternalException"}, 500, "KMSInternalException"},
+			{kmsfake.Fault{Status: 500}, 500, "InternalFailure"},
+			{kmsfake.Fault{Status: 503}, 503, "ServiceUnavailable"},
+			{kmsfake.Fault{Status: 502, Code: "BadGateway"}, 502, "BadGateway"},
+			{kmsfake.Fault{Code: "ThrottlingException"}, 400, "ThrottlingException"},
+			{kmsfake.Fault{Code: "DependencyTimeoutException"}, 503, "DependencyTimeoutException"},
+			{kmsfake.Fault{Code: "KMSInternalException"}, 500, "KMSInternalException"},
 		} {
 			k.InjectFault("GenerateDataKey", tc.fault, 1)
 			err := gen(ctx)
@@ -233,7 +233,7 @@ func TestFaultKinds(t *testing.T) {
 			requireCode(t, err, tc.code)
 			require.True(t, retryable(err), "the SDK retries %+v", tc.fault)
 		}
-		k.InjectFault("GenerateDataKey", kmstest.Fault{Status: 500, Code: "KMSInternalException", Message: "boom"}, 1)
+		k.InjectFault("GenerateDataKey", kmsfake.Fault{Status: 500, Code: "KMSInternalException", Message: "boom"}, 1)
 		err := gen(ctx)
 		var internal *types.KMSInternalException
 		require.ErrorAs(t, err, &internal)
@@ -241,7 +241,7 @@ func TestFaultKinds(t *testing.T) {
 		require.Equal(t, 500, status(err))
 
 		// A reset is a transport error, not an API error, and retryable.
-		k.InjectFault("GenerateDataKey", kmstest.Fault{Reset: true}, 1)
+		k.InjectFault("GenerateDataKey", kmsfake.Fault{Reset: true}, 1)
 		err = gen(ctx)
 		require.ErrorAs(t, err, new(*smithyhttp.RequestSendError))
 		var api smithy.APIError
@@ -249,12 +249,12 @@ func TestFaultKinds(t *testing.T) {
 		require.Nil(t, kmsiface.ClassOf(err))
 		require.Equal(t, 0, status(err))
 		require.True(t, retryable(err))
-		if _, inProcess := c.(*kmstest.KMS); inProcess {
+		if _, inProcess := c.(*kmsfake.KMS); inProcess {
 			require.ErrorIs(t, err, syscall.ECONNRESET)
 		}
 
 		// A delay past the deadline ends with the deadline.
-		k.InjectFault("GenerateDataKey", kmstest.Fault{Delay: time.Hour}, 1)
+		k.InjectFault("GenerateDataKey", kmsfake.Fault{Delay: time.Hour}, 1)
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -271,7 +271,7 @@ func TestFaultKinds(t *testing.T) {
 func TestServerRetries(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	k := kmstest.New()
+	k := kmsfake.New()
 	keyID, _ := k.CreateKey("")
 	srv := newServer(t, k)
 	c := srv.Client(fastRetries)
@@ -287,7 +287,7 @@ func TestServerRetries(t *testing.T) {
 
 	require.Equal(t, 3, srv.Client().Options().Retryer.MaxAttempts(), "retries are on by default")
 
-	for _, f := range []kmstest.Fault{
+	for _, f := range []kmsfake.Fault{
 		{Status: 503},
 		{Status: 500},
 		{Code: "ThrottlingException"},
@@ -296,11 +296,11 @@ func TestServerRetries(t *testing.T) {
 		k.InjectFault("GenerateDataKey", f, 1)
 		require.EqualValues(t, 2, calls(func() { require.NoError(t, gen(), "%+v", f) }))
 	}
-	k.InjectFault("GenerateDataKey", kmstest.Fault{Code: "ThrottlingException"}, 2)
+	k.InjectFault("GenerateDataKey", kmsfake.Fault{Code: "ThrottlingException"}, 2)
 	require.EqualValues(t, 3, calls(func() { require.NoError(t, gen()) }))
 
 	// The SDK gives up after 3 attempts.
-	k.InjectFault("GenerateDataKey", kmstest.Fault{Status: 503}, 3)
+	k.InjectFault("GenerateDataKey", kmsfake.Fault{Status: 503}, 3)
 	require.EqualValues(t, 3, calls(func() {
 		err := gen()
 		require.ErrorAs(t, err, new(*retry.MaxAttemptsError))
@@ -318,7 +318,7 @@ func TestServerRetries(t *testing.T) {
 // *kms.Client returns for the same failures.
 func TestErrorsMatchSDK(t *testing.T) {
 	t.Parallel()
-	k := kmstest.New()
+	k := kmsfake.New()
 	keyID, _ := k.CreateKey("")
 	disabledID, _ := k.CreateKey("")
 	require.NoError(t, k.SetKeyState(disabledID, types.KeyStateDisabled))
@@ -336,7 +336,7 @@ func TestErrorsMatchSDK(t *testing.T) {
 	cancel()
 	for _, tc := range []struct {
 		name  string
-		fault *kmstest.Fault
+		fault *kmsfake.Fault
 		call  func(c client) error
 		chain int // how many errors of the chain to compare; 0 for all
 	}{
@@ -361,17 +361,17 @@ func TestErrorsMatchSDK(t *testing.T) {
 			return err
 		}},
 		{name: "canceled before", call: func(c client) error { return gen(canceled, c, keyID) }},
-		{name: "throttling", fault: &kmstest.Fault{Code: "ThrottlingException", Message: "Rate exceeded"}, call: func(c client) error { return gen(context.Background(), c, keyID) }},
-		{name: "503", fault: &kmstest.Fault{Status: 503}, call: func(c client) error { return gen(context.Background(), c, keyID) }},
-		{name: "500 typed", fault: &kmstest.Fault{Status: 500, Code: "KMSInternalException"}, call: func(c client) error { return gen(context.Background(), c, keyID) }},
-		{name: "deadline in flight", fault: &kmstest.Fault{Delay: time.Hour}, call: func(c client) error {
+		{name: "throttling", fault: &kmsfake.Fault{Code: "ThrottlingException", Message: "Rate exceeded"}, call: func(c client) error { return gen(context.Background(), c, keyID) }},
+		{name: "503", fault: &kmsfake.Fault{Status: 503}, call: func(c client) error { return gen(context.Background(), c, keyID) }},
+		{name: "500 typed", fault: &kmsfake.Fault{Status: 500, Code: "KMSInternalException"}, call: func(c client) error { return gen(context.Background(), c, keyID) }},
+		{name: "deadline in flight", fault: &kmsfake.Fault{Delay: time.Hour}, call: func(c client) error {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 			defer cancel()
 			return gen(ctx, c, keyID)
 		}},
 		// The rest of the chain names addresses, and may be io.EOF if the
 		// reset arrives before the client reads.
-		{name: "reset", fault: &kmstest.Fault{Reset: true}, call: func(c client) error { return gen(context.Background(), c, keyID) }, chain: 4},
+		{name: "reset", fault: &kmsfake.Fault{Reset: true}, call: func(c client) error { return gen(context.Background(), c, keyID) }, chain: 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var errs [2]error
@@ -406,11 +406,11 @@ func errorChain(err error) []string {
 
 func TestServerClose(t *testing.T) {
 	t.Parallel()
-	k := kmstest.New()
+	k := kmsfake.New()
 	keyID, _ := k.CreateKey("")
-	srv := kmstest.NewServer(k)
+	srv := kmsfake.NewServer(k)
 	c := srv.Client(noRetries)
-	k.InjectFault("GenerateDataKey", kmstest.Fault{Delay: time.Hour}, 1)
+	k.InjectFault("GenerateDataKey", kmsfake.Fault{Delay: time.Hour}, 1)
 	errc := make(chan error, 1)
 	go func() {
 		_, err := c.GenerateDataKey(context.Background(), &kms.GenerateDataKeyInput{KeyId: aws.String(keyID), KeySpec: "AES_256"})

@@ -1,4 +1,4 @@
-package motoserver_test
+package emulator_test
 
 import (
 	"context"
@@ -10,16 +10,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ksse-go/ksse/internal/motoserver"
-	"github.com/ksse-go/ksse/internal/motoserver/mototest"
+	"github.com/ksse-go/ksse/internal/emulator"
+	"github.com/ksse-go/ksse/internal/emulator/emulatortest"
 )
 
-// TestStartClose starts a moto process of its own (ignoring
+// TestMotoStartClose starts a moto process of its own (ignoring
 // KSSE_MOTO_ENDPOINT), checks that it answers, and that Close stops it.
-func TestStartClose(t *testing.T) {
-	t.Setenv(motoserver.EndpointEnv, "")
+func TestMotoStartClose(t *testing.T) {
+	t.Setenv(emulator.MotoEndpointEnv, "")
 	begin := time.Now()
-	s := mototest.New(t)
+	s := emulatortest.New(t, emulator.Moto)
 	t.Logf("moto started at %s in %v", s.URL(), time.Since(begin).Round(time.Millisecond))
 	if s.External() {
 		t.Fatal("External() = true for a server Start started")
@@ -54,17 +54,17 @@ func TestStartClose(t *testing.T) {
 	}
 }
 
-// TestEndpointEnv checks that Start uses the server named by
+// TestMotoEndpointEnv checks that Start uses the server named by
 // KSSE_MOTO_ENDPOINT instead of starting one.
-func TestEndpointEnv(t *testing.T) {
-	real := mototest.Shared(t)
-	t.Setenv(motoserver.EndpointEnv, real.URL()+"/")
-	s, err := motoserver.Start(context.Background())
+func TestMotoEndpointEnv(t *testing.T) {
+	real := emulatortest.Shared(t, emulator.Moto)
+	t.Setenv(emulator.MotoEndpointEnv, real.URL()+"/")
+	s, err := emulator.Moto.Start(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !s.External() || s.URL() != real.URL() {
-		t.Errorf("Start with %s set: External()=%v URL()=%q, want true, %q", motoserver.EndpointEnv, s.External(), s.URL(), real.URL())
+		t.Errorf("Start with %s set: External()=%v URL()=%q, want true, %q", emulator.MotoEndpointEnv, s.External(), s.URL(), real.URL())
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("Close of an external server: %v", err)
@@ -75,43 +75,43 @@ func TestEndpointEnv(t *testing.T) {
 	}
 }
 
-func TestEndpointEnvNotAnswering(t *testing.T) {
-	t.Setenv(motoserver.EndpointEnv, "http://127.0.0.1:1")
+func TestMotoEndpointEnvNotAnswering(t *testing.T) {
+	t.Setenv(emulator.MotoEndpointEnv, "http://127.0.0.1:1")
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	_, err := motoserver.Start(ctx)
-	if err == nil || !strings.Contains(err.Error(), motoserver.EndpointEnv) {
-		t.Fatalf("Start with a dead endpoint: err = %v, want an error naming %s", err, motoserver.EndpointEnv)
+	_, err := emulator.Moto.Start(ctx)
+	if err == nil || !strings.Contains(err.Error(), emulator.MotoEndpointEnv) {
+		t.Fatalf("Start with a dead endpoint: err = %v, want an error naming %s", err, emulator.MotoEndpointEnv)
 	}
 }
 
-func TestNotInstalled(t *testing.T) {
-	t.Setenv(motoserver.EndpointEnv, "")
-	t.Setenv(motoserver.PythonEnv, filepath.Join(t.TempDir(), "no-such-python"))
-	_, err := motoserver.Start(context.Background())
-	if !errors.Is(err, motoserver.ErrNotInstalled) {
+func TestMotoNotInstalled(t *testing.T) {
+	t.Setenv(emulator.MotoEndpointEnv, "")
+	t.Setenv(emulator.PythonEnv, filepath.Join(t.TempDir(), "no-such-python"))
+	_, err := emulator.Moto.Start(context.Background())
+	if !errors.Is(err, emulator.ErrNotInstalled) {
 		t.Fatalf("Start with a missing interpreter: err = %v, want ErrNotInstalled", err)
 	}
 
 	// An interpreter without the moto module.
 	fake := writeScript(t, "#!/bin/sh\necho \"$0: No module named moto.server\" >&2\nexit 1\n")
-	t.Setenv(motoserver.PythonEnv, fake)
-	_, err = motoserver.Start(context.Background())
-	if !errors.Is(err, motoserver.ErrNotInstalled) {
+	t.Setenv(emulator.PythonEnv, fake)
+	_, err = emulator.Moto.Start(context.Background())
+	if !errors.Is(err, emulator.ErrNotInstalled) {
 		t.Fatalf("Start with an interpreter lacking moto: err = %v, want ErrNotInstalled", err)
 	}
 }
 
-func TestEarlyExitShowsOutput(t *testing.T) {
-	t.Setenv(motoserver.EndpointEnv, "")
+func TestMotoEarlyExitShowsOutput(t *testing.T) {
+	t.Setenv(emulator.MotoEndpointEnv, "")
 	fake := writeScript(t, "#!/bin/sh\necho 'something broke: marker-3141' >&2\nexit 3\n")
-	t.Setenv(motoserver.PythonEnv, fake)
+	t.Setenv(emulator.PythonEnv, fake)
 	begin := time.Now()
-	_, err := motoserver.Start(context.Background())
+	_, err := emulator.Moto.Start(context.Background())
 	if err == nil {
 		t.Fatal("Start succeeded with an interpreter that exits at once")
 	}
-	if errors.Is(err, motoserver.ErrNotInstalled) {
+	if errors.Is(err, emulator.ErrNotInstalled) {
 		t.Errorf("err wraps ErrNotInstalled for a failing moto: %v", err)
 	}
 	if !strings.Contains(err.Error(), "marker-3141") || !strings.Contains(err.Error(), "exit") {
@@ -123,7 +123,7 @@ func TestEarlyExitShowsOutput(t *testing.T) {
 }
 
 func TestUniqueName(t *testing.T) {
-	a, b := motoserver.UniqueName("ksse"), motoserver.UniqueName("ksse")
+	a, b := emulator.UniqueName("ksse"), emulator.UniqueName("ksse")
 	if a == b || !strings.HasPrefix(a, "ksse-") || len(a) != len("ksse-")+12 {
 		t.Errorf("UniqueName: %q, %q", a, b)
 	}

@@ -1,4 +1,4 @@
-package kmstest_test
+package kmsfake_test
 
 import (
 	"bytes"
@@ -16,12 +16,12 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ksse-go/ksse/internal/kmsfake"
 	"github.com/ksse-go/ksse/kmsiface"
-	"github.com/ksse-go/ksse/kmstest"
 )
 
 func TestRoundTrip(t *testing.T) {
-	both(t, func(t *testing.T, k *kmstest.KMS, c client) {
+	both(t, func(t *testing.T, k *kmsfake.KMS, c client) {
 		ctx := context.Background()
 		keyID, arn := k.CreateKey(types.KeySpecSymmetricDefault)
 		require.Equal(t, "arn:aws:kms:us-east-1:111122223333:key/"+keyID, arn)
@@ -76,7 +76,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestKeyIdentifiers(t *testing.T) {
-	both(t, func(t *testing.T, k *kmstest.KMS, c client) {
+	both(t, func(t *testing.T, k *kmsfake.KMS, c client) {
 		ctx := context.Background()
 		keyID, arn := k.CreateKey("")
 		require.NoError(t, k.CreateAlias("alias/orders", keyID))
@@ -114,7 +114,7 @@ func TestKeyIdentifiers(t *testing.T) {
 }
 
 func TestEncryptionContext(t *testing.T) {
-	both(t, func(t *testing.T, k *kmstest.KMS, c client) {
+	both(t, func(t *testing.T, k *kmsfake.KMS, c client) {
 		keyID, _ := k.CreateKey("")
 		ec := map[string]string{"stream": "orders", "purpose": "ksse"}
 		blob := generate(t, c, keyID, ec).CiphertextBlob
@@ -157,7 +157,7 @@ func TestEncryptionContext(t *testing.T) {
 }
 
 func TestDecryptKeyID(t *testing.T) {
-	both(t, func(t *testing.T, k *kmstest.KMS, c client) {
+	both(t, func(t *testing.T, k *kmsfake.KMS, c client) {
 		ctx := context.Background()
 		keyA, _ := k.CreateKey("")
 		keyB, _ := k.CreateKey("")
@@ -172,13 +172,13 @@ func TestDecryptKeyID(t *testing.T) {
 }
 
 func TestTamper(t *testing.T) {
-	both(t, func(t *testing.T, k *kmstest.KMS, c client) {
+	both(t, func(t *testing.T, k *kmsfake.KMS, c client) {
 		keyID, _ := k.CreateKey("")
 		ec := map[string]string{"stream": "orders"}
 		blob := generate(t, c, keyID, ec).CiphertextBlob
 
 		// Flip every bit in process; over HTTP, one bit per byte in turn.
-		_, inProcess := c.(*kmstest.KMS)
+		_, inProcess := c.(*kmsfake.KMS)
 		for i := range len(blob) * 8 {
 			if !inProcess && i%8 != i/8%8 {
 				continue
@@ -201,7 +201,7 @@ func TestTamper(t *testing.T) {
 
 		// A blob of another KMS does not decrypt here, even with a key of
 		// the same ID in the header.
-		other := kmstest.New()
+		other := kmsfake.New()
 		otherID, _ := other.CreateKey("")
 		foreign := generate(t, other, otherID, ec).CiphertextBlob
 		_, err = decrypt(c, foreign, ec)
@@ -235,14 +235,14 @@ func TestErrorClasses(t *testing.T) {
 		_, err := c.DescribeKey(context.Background(), &kms.DescribeKeyInput{KeyId: aws.String(keyID)})
 		return err
 	}
-	setState := func(s types.KeyState) func(*kmstest.KMS, string) error {
-		return func(k *kmstest.KMS, keyID string) error { return k.SetKeyState(keyID, s) }
+	setState := func(s types.KeyState) func(*kmsfake.KMS, string) error {
+		return func(k *kmsfake.KMS, keyID string) error { return k.SetKeyState(keyID, s) }
 	}
 
 	for _, tc := range []struct {
 		name  string
 		spec  types.KeySpec
-		setup func(k *kmstest.KMS, keyID string) error
+		setup func(k *kmsfake.KMS, keyID string) error
 		call  call
 		code  string
 		typed func() any // returns a new target for errors.As, or nil
@@ -255,14 +255,14 @@ func TestErrorClasses(t *testing.T) {
 		{"pending deletion/Decrypt", "", setState(types.KeyStatePendingDeletion), decryptBlob, "KMSInvalidStateException", as[*types.KMSInvalidStateException], kmsiface.ErrKeyDisabled},
 		{"unavailable/GenerateDataKey", "", setState(types.KeyStateUnavailable), generateDataKey, "KMSInvalidStateException", as[*types.KMSInvalidStateException], kmsiface.ErrKeyDisabled},
 		{"pending import/Decrypt", "", setState(types.KeyStatePendingImport), decryptBlob, "KMSInvalidStateException", as[*types.KMSInvalidStateException], kmsiface.ErrKeyDisabled},
-		{"deleted/GenerateDataKey", "", (*kmstest.KMS).DeleteKey, generateDataKey, "NotFoundException", as[*types.NotFoundException], kmsiface.ErrKeyNotFound},
-		{"deleted/Decrypt", "", (*kmstest.KMS).DeleteKey, decryptBlob, "NotFoundException", as[*types.NotFoundException], kmsiface.ErrKeyNotFound},
-		{"deleted/DescribeKey", "", (*kmstest.KMS).DeleteKey, describeKey, "NotFoundException", as[*types.NotFoundException], kmsiface.ErrKeyNotFound},
-		{"denied/GenerateDataKey", "", func(k *kmstest.KMS, id string) error { return k.DenyAccess(id, "GenerateDataKey") }, generateDataKey, "AccessDeniedException", nil, kmsiface.ErrAccessDenied},
-		{"denied/Decrypt", "", func(k *kmstest.KMS, id string) error { return k.DenyAccess(id, "Decrypt") }, decryptBlob, "AccessDeniedException", nil, kmsiface.ErrAccessDenied},
-		{"denied all/DescribeKey", "", func(k *kmstest.KMS, id string) error { return k.DenyAccess(id) }, describeKey, "AccessDeniedException", nil, kmsiface.ErrAccessDenied},
-		{"throttled/GenerateDataKey", "", func(k *kmstest.KMS, _ string) error {
-			k.InjectFault("GenerateDataKey", kmstest.Fault{Code: "ThrottlingException", Message: "Rate exceeded"}, 1)
+		{"deleted/GenerateDataKey", "", (*kmsfake.KMS).DeleteKey, generateDataKey, "NotFoundException", as[*types.NotFoundException], kmsiface.ErrKeyNotFound},
+		{"deleted/Decrypt", "", (*kmsfake.KMS).DeleteKey, decryptBlob, "NotFoundException", as[*types.NotFoundException], kmsiface.ErrKeyNotFound},
+		{"deleted/DescribeKey", "", (*kmsfake.KMS).DeleteKey, describeKey, "NotFoundException", as[*types.NotFoundException], kmsiface.ErrKeyNotFound},
+		{"denied/GenerateDataKey", "", func(k *kmsfake.KMS, id string) error { return k.DenyAccess(id, "GenerateDataKey") }, generateDataKey, "AccessDeniedException", nil, kmsiface.ErrAccessDenied},
+		{"denied/Decrypt", "", func(k *kmsfake.KMS, id string) error { return k.DenyAccess(id, "Decrypt") }, decryptBlob, "AccessDeniedException", nil, kmsiface.ErrAccessDenied},
+		{"denied all/DescribeKey", "", func(k *kmsfake.KMS, id string) error { return k.DenyAccess(id) }, describeKey, "AccessDeniedException", nil, kmsiface.ErrAccessDenied},
+		{"throttled/GenerateDataKey", "", func(k *kmsfake.KMS, _ string) error {
+			k.InjectFault("GenerateDataKey", kmsfake.Fault{Code: "ThrottlingException", Message: "Rate exceeded"}, 1)
 			return nil
 		}, generateDataKey, "ThrottlingException", nil, kmsiface.ErrThrottling},
 		{"RSA_2048/GenerateDataKey", types.KeySpecRsa2048, nil, generateDataKey, "InvalidKeyUsageException", as[*types.InvalidKeyUsageException], kmsiface.ErrInvalidKey},
@@ -270,7 +270,7 @@ func TestErrorClasses(t *testing.T) {
 		{"HMAC_256/Encrypt", types.KeySpecHmac256, nil, encrypt, "InvalidKeyUsageException", as[*types.InvalidKeyUsageException], kmsiface.ErrInvalidKey},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			both(t, func(t *testing.T, k *kmstest.KMS, c client) {
+			both(t, func(t *testing.T, k *kmsfake.KMS, c client) {
 				keyID, _ := k.CreateKey(tc.spec)
 				var blob []byte
 				if tc.spec == "" {
@@ -298,7 +298,7 @@ func TestErrorClasses(t *testing.T) {
 func as[T any]() any { return new(T) }
 
 func TestValidation(t *testing.T) {
-	both(t, func(t *testing.T, k *kmstest.KMS, c client) {
+	both(t, func(t *testing.T, k *kmsfake.KMS, c client) {
 		ctx := context.Background()
 		keyID, _ := k.CreateKey("")
 		key := aws.String(keyID)
@@ -339,7 +339,7 @@ func TestValidation(t *testing.T) {
 }
 
 func TestDescribeKey(t *testing.T) {
-	both(t, func(t *testing.T, k *kmstest.KMS, c client) {
+	both(t, func(t *testing.T, k *kmsfake.KMS, c client) {
 		ctx := context.Background()
 		describe := func(keyID string) *types.KeyMetadata {
 			t.Helper()
@@ -352,7 +352,7 @@ func TestDescribeKey(t *testing.T) {
 		md := describe(keyID)
 		require.Equal(t, keyID, aws.ToString(md.KeyId))
 		require.Equal(t, arn, aws.ToString(md.Arn))
-		require.Equal(t, kmstest.AccountID, aws.ToString(md.AWSAccountId))
+		require.Equal(t, kmsfake.AccountID, aws.ToString(md.AWSAccountId))
 		require.Equal(t, types.KeySpecSymmetricDefault, md.KeySpec)
 		require.Equal(t, types.KeyUsageTypeEncryptDecrypt, md.KeyUsage)
 		require.Equal(t, types.KeyStateEnabled, md.KeyState)
@@ -389,7 +389,7 @@ func TestDescribeKey(t *testing.T) {
 }
 
 func TestAccess(t *testing.T) {
-	both(t, func(t *testing.T, k *kmstest.KMS, c client) {
+	both(t, func(t *testing.T, k *kmsfake.KMS, c client) {
 		ctx := context.Background()
 		keyID, _ := k.CreateKey("")
 		otherID, _ := k.CreateKey("")
@@ -416,7 +416,7 @@ func TestAccess(t *testing.T) {
 }
 
 func TestDeleteKey(t *testing.T) {
-	both(t, func(t *testing.T, k *kmstest.KMS, c client) {
+	both(t, func(t *testing.T, k *kmsfake.KMS, c client) {
 		keyID, _ := k.CreateKey("")
 		require.NoError(t, k.CreateAlias("alias/doomed", keyID))
 		blob := generate(t, c, keyID, nil).CiphertextBlob
@@ -436,7 +436,7 @@ func TestDeleteKey(t *testing.T) {
 }
 
 func TestAdminErrors(t *testing.T) {
-	k := kmstest.New()
+	k := kmsfake.New()
 	keyID, arn := k.CreateKey("")
 
 	require.ErrorAs(t, k.SetKeyState("alias/none", types.KeyStateDisabled), new(*types.NotFoundException))
@@ -458,14 +458,14 @@ func TestAdminErrors(t *testing.T) {
 	// Caller bugs panic.
 	require.Panics(t, func() { k.CreateKey("AES_256") })
 	require.Panics(t, func() { k.Calls("GenerateDatakey") })
-	require.Panics(t, func() { k.InjectFault("Generate", kmstest.Fault{}, 1) })
-	require.Panics(t, func() { k.InjectFault("", kmstest.Fault{Status: 200}, 1) })
+	require.Panics(t, func() { k.InjectFault("Generate", kmsfake.Fault{}, 1) })
+	require.Panics(t, func() { k.InjectFault("", kmsfake.Fault{Status: 200}, 1) })
 	require.Panics(t, func() { k.DenyAccess(keyID, "ListKeys") })
-	require.Panics(t, func() { kmstest.NewServer(nil) })
+	require.Panics(t, func() { kmsfake.NewServer(nil) })
 }
 
 func TestContext(t *testing.T) {
-	both(t, func(t *testing.T, k *kmstest.KMS, c client) {
+	both(t, func(t *testing.T, k *kmsfake.KMS, c client) {
 		keyID, _ := k.CreateKey("")
 		in := &kms.GenerateDataKeyInput{KeyId: aws.String(keyID), KeySpec: "AES_256"}
 
@@ -504,7 +504,7 @@ func TestContext(t *testing.T) {
 }
 
 func TestCalls(t *testing.T) {
-	both(t, func(t *testing.T, k *kmstest.KMS, c client) {
+	both(t, func(t *testing.T, k *kmsfake.KMS, c client) {
 		keyID, _ := k.CreateKey("")
 		require.Zero(t, k.Calls(""), "methods that administer the KMS are not counted")
 
@@ -514,7 +514,7 @@ func TestCalls(t *testing.T) {
 		require.Error(t, err)
 		_, err = decrypt(c, blob, nil)
 		require.NoError(t, err)
-		k.InjectFault("DescribeKey", kmstest.Fault{Code: "ThrottlingException"}, 1)
+		k.InjectFault("DescribeKey", kmsfake.Fault{Code: "ThrottlingException"}, 1)
 		_, err = c.DescribeKey(context.Background(), &kms.DescribeKeyInput{KeyId: aws.String(keyID)})
 		require.Error(t, err)
 
@@ -527,7 +527,7 @@ func TestCalls(t *testing.T) {
 }
 
 func TestInjectFault(t *testing.T) {
-	both(t, func(t *testing.T, k *kmstest.KMS, c client) {
+	both(t, func(t *testing.T, k *kmsfake.KMS, c client) {
 		ctx := context.Background()
 		keyID, _ := k.CreateKey("")
 		gen := func() error {
@@ -540,8 +540,8 @@ func TestInjectFault(t *testing.T) {
 		}
 
 		// Faults are used up in order, and only by their operation.
-		k.InjectFault("GenerateDataKey", kmstest.Fault{Code: "ThrottlingException"}, 2)
-		k.InjectFault("GenerateDataKey", kmstest.Fault{Code: "DisabledException", Message: "injected"}, 1)
+		k.InjectFault("GenerateDataKey", kmsfake.Fault{Code: "ThrottlingException"}, 2)
+		k.InjectFault("GenerateDataKey", kmsfake.Fault{Code: "DisabledException", Message: "injected"}, 1)
 		require.NoError(t, describe())
 		requireCode(t, gen(), "ThrottlingException")
 		requireCode(t, gen(), "ThrottlingException")
@@ -551,7 +551,7 @@ func TestInjectFault(t *testing.T) {
 		require.NoError(t, gen())
 
 		// Op "" is any operation; a negative n lasts until ClearFaults.
-		k.InjectFault("", kmstest.Fault{Code: "KMSInternalException"}, -1)
+		k.InjectFault("", kmsfake.Fault{Code: "KMSInternalException"}, -1)
 		for range 3 {
 			require.ErrorAs(t, gen(), new(*types.KMSInternalException))
 			require.ErrorAs(t, describe(), new(*types.KMSInternalException))
@@ -562,12 +562,12 @@ func TestInjectFault(t *testing.T) {
 		// A fault function decides per call.
 		var mu sync.Mutex
 		calls := 0
-		k.SetFaultFunc(func(op string) *kmstest.Fault {
+		k.SetFaultFunc(func(op string) *kmsfake.Fault {
 			mu.Lock()
 			defer mu.Unlock()
 			calls++
 			if op == "GenerateDataKey" && calls%2 == 0 {
-				return &kmstest.Fault{Code: "ThrottlingException"}
+				return &kmsfake.Fault{Code: "ThrottlingException"}
 			}
 			return nil
 		})
@@ -575,28 +575,28 @@ func TestInjectFault(t *testing.T) {
 		requireCode(t, gen(), "ThrottlingException")
 		require.NoError(t, gen())
 		// Injected faults come first.
-		k.InjectFault("GenerateDataKey", kmstest.Fault{Code: "LimitExceededException"}, 1)
+		k.InjectFault("GenerateDataKey", kmsfake.Fault{Code: "LimitExceededException"}, 1)
 		require.ErrorAs(t, gen(), new(*types.LimitExceededException))
 		k.SetFaultFunc(nil)
 		require.NoError(t, gen())
 		require.NoError(t, gen())
 
 		// A fault with only a delay makes a call slow.
-		k.InjectFault("GenerateDataKey", kmstest.Fault{Delay: 30 * time.Millisecond}, 1)
+		k.InjectFault("GenerateDataKey", kmsfake.Fault{Delay: 30 * time.Millisecond}, 1)
 		start := time.Now()
 		require.NoError(t, gen())
 		require.GreaterOrEqual(t, time.Since(start), 30*time.Millisecond)
 
 		// Faults come before validation: a faulty call with a bad request
 		// reports the fault.
-		k.InjectFault("GenerateDataKey", kmstest.Fault{Code: "ThrottlingException"}, 1)
+		k.InjectFault("GenerateDataKey", kmsfake.Fault{Code: "ThrottlingException"}, 1)
 		_, err = c.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{KeyId: aws.String(keyID)})
 		requireCode(t, err, "ThrottlingException")
 	})
 }
 
 func TestConcurrent(t *testing.T) {
-	both(t, func(t *testing.T, k *kmstest.KMS, c client) {
+	both(t, func(t *testing.T, k *kmsfake.KMS, c client) {
 		keyID, _ := k.CreateKey("")
 		spareID, _ := k.CreateKey("")
 		const workers, rounds = 8, 25
@@ -637,8 +637,8 @@ func TestConcurrent(t *testing.T) {
 				k.SetKeyState(spareID, types.KeyStateEnabled)
 				k.DenyAccess(spareID, "Decrypt")
 				k.AllowAccess(spareID)
-				k.InjectFault("Encrypt", kmstest.Fault{Code: "ThrottlingException"}, 1)
-				k.SetFaultFunc(func(string) *kmstest.Fault { return nil })
+				k.InjectFault("Encrypt", kmsfake.Fault{Code: "ThrottlingException"}, 1)
+				k.SetFaultFunc(func(string) *kmsfake.Fault { return nil })
 				k.SetLatency(0)
 				k.Calls("")
 				k.CreateKey("")
