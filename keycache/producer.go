@@ -120,14 +120,14 @@ func NewProducer(client kmsiface.DataKeyGenerator, optFns ...func(*ProducerOptio
 // A failed KMS call is returned as a *kmsiface.Error. No key is returned
 // when none can be had: callers fail closed.
 //
-// Key panics if n exceeds MaxBytesPerKey: no data key could seal such a
-// record. Callers check the size first (package record returns
-// record.ErrRecordTooLarge).
+// Key fails if n exceeds MaxBytesPerKey: no data key may seal such a
+// record. Package record checks the size first and returns
+// record.ErrRecordTooLarge.
 func (p *Producer) Key(ctx context.Context, keyID string, b Binding, n int) (*envelope.Key, error) {
 	// Checked first: counted against the current key, an oversized record
 	// would retire it, and the loop below would never end.
 	if p.opts.MaxBytesPerKey > 0 && uint64(n) > p.opts.MaxBytesPerKey {
-		panic(fmt.Sprintf("keycache: record of %d bytes, more than MaxBytesPerKey %d", n, p.opts.MaxBytesPerKey))
+		return nil, fmt.Errorf("keycache: record of %d bytes, more than MaxBytesPerKey %d", n, p.opts.MaxBytesPerKey)
 	}
 	if p.closed.Load() {
 		return nil, ErrClosed

@@ -526,8 +526,10 @@ func TestProducerSmallLimits(t *testing.T) {
 		arn := newKey(k)
 		p := newProducer(t, k, func(o *keycache.ProducerOptions) { o.MaxBytesPerKey = 1000 })
 		defer p.Close()
-		require.Panics(t, func() { p.Key(ctx, arn, binding("orders"), 2000) }, "a record that no key may seal")
-		require.LessOrEqual(t, k.Calls("GenerateDataKey"), int64(1))
+		key, err := p.Key(ctx, arn, binding("orders"), 2000)
+		require.ErrorContains(t, err, "more than MaxBytesPerKey 1000", "a record that no key may seal")
+		require.Nil(t, key)
+		require.Zero(t, k.Calls("GenerateDataKey"))
 	})
 }
 

@@ -534,3 +534,22 @@ func TestDecryptFirehoseNil(t *testing.T) {
 	require.Nil(t, panicked, "Decryptor.DecryptFirehose(nil) must not panic")
 	require.ErrorIs(t, err, record.ErrNotEncrypted)
 }
+
+// TestPutRecordsListsEveryInvalidEntry: a batch with several caller
+// mistakes names each of them, with its reason, before any KMS call.
+func TestPutRecordsListsEveryInvalidEntry(t *testing.T) {
+	env := newBIEnv(t)
+	before := env.k.Calls("GenerateDataKey")
+	recs := entries(4, aws.String("pk"), 1)
+	recs[1].PartitionKey = nil
+	recs[3].Data = make([]byte, 2<<20)
+	_, err := env.enc.PutRecords(context.Background(), &okFake{}, &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: recs})
+	var be *record.BatchError
+	require.ErrorAs(t, err, &be)
+	require.Len(t, be.Failed, 4)
+	require.ErrorIs(t, be.Failed[0].Err, record.ErrNotSent)
+	require.ErrorIs(t, be.Failed[1].Err, record.ErrInvalidInput)
+	require.ErrorIs(t, be.Failed[2].Err, record.ErrNotSent)
+	require.ErrorIs(t, be.Failed[3].Err, record.ErrRecordTooLarge)
+	require.Equal(t, before, env.k.Calls("GenerateDataKey"), "no KMS call for a batch that cannot be sent")
+}

@@ -24,9 +24,11 @@ import (
 // of the plaintext partition key, unless the caller set one.
 //
 // If an entry fails, nothing is returned to send:
-//   - an entry that fails to validate or encrypt gives a *BatchError: that
-//     entry with its reason, every other entry with ErrNotSent. Caller
-//     mistakes are found before any KMS call.
+//   - entries that fail to validate give a *BatchError: each of them with
+//     its reason, every other entry with ErrNotSent. Caller mistakes are
+//     found before any KMS call.
+//   - the first entry that fails to encrypt gives a *BatchError: that entry
+//     with its reason, every other one with ErrNotSent.
 //   - a request over MaxPutRecordsSize once encrypted gives
 //     ErrRecordTooLarge.
 func (e *Encryptor) EncryptPutRecords(ctx context.Context, in *kinesis.PutRecordsInput) (*kinesis.PutRecordsInput, error) {
@@ -41,6 +43,8 @@ func (e *Encryptor) EncryptPutRecords(ctx context.Context, in *kinesis.PutRecord
 	if err != nil {
 		return nil, err
 	}
+	// Caller mistakes first, for every entry, before any KMS call.
+	var invalid []RecordError
 	for i, r := range in.Records {
 		pk := aws.ToString(r.PartitionKey)
 		err := checkPartitionKey(pk)
@@ -48,8 +52,11 @@ func (e *Encryptor) EncryptPutRecords(ctx context.Context, in *kinesis.PutRecord
 			err = e.checkSize(pk, r.Data, len(OutboundPartitionKey))
 		}
 		if err != nil {
-			return nil, NotSent(opPutRecords, n, RecordError{Index: i, Err: err})
+			invalid = append(invalid, RecordError{Index: i, Err: err})
 		}
+	}
+	if invalid != nil {
+		return nil, NotSent(opPutRecords, n, invalid...)
 	}
 	entries, size, i, err := e.sealEntries(ctx, b, in.Records)
 	if err != nil {
@@ -111,14 +118,16 @@ func (e *Encryptor) sealEntries(ctx context.Context, b *binding, recs []types.Pu
 }
 
 // NotSent returns the error of a batch of n records that was not sent
-// because of failed: failed with its reason, every other record with
-// ErrNotSent.
-func NotSent(op string, n int, failed RecordError) *BatchError {
+// because of failed: each of failed with its reason, every other record
+// with ErrNotSent.
+func NotSent(op string, n int, failed ...RecordError) *BatchError {
 	be := &BatchError{Op: op, Failed: make([]RecordError, n)}
 	for i := range be.Failed {
 		be.Failed[i] = RecordError{Index: i, Err: ErrNotSent}
 	}
-	be.Failed[failed.Index] = failed
+	for _, f := range failed {
+		be.Failed[f.Index] = f
+	}
 	return be
 }
 

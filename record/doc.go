@@ -73,8 +73,8 @@
 // with smithy-go's smithyotelmetrics and smithyoteltracing adapters, as for
 // the SDK's clients.
 //
-// A TracerProvider gets the spans ksse.PutRecords and ksse.DecryptBatch, with
-// ksse.stream, ksse.records and ksse.failed. Without providers nothing is
+// A TracerProvider gets the spans ksse.PutRecords (Encryptor.PutRecords)
+// and ksse.DecryptBatch, with ksse.stream, ksse.records and ksse.failed. Without providers nothing is
 // recorded and nothing is allocated.
 //
 // # Other languages

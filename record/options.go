@@ -105,7 +105,9 @@ type EncryptorOptions struct {
 	// MeterProvider receives ksse's metrics (see Metrics in the package
 	// documentation). Nil: none, at no cost.
 	MeterProvider metrics.MeterProvider
-	// TracerProvider receives a span per PutRecords call. Nil: none.
+	// TracerProvider receives a span per Encryptor.PutRecords call. Nil:
+	// none. Through ksse.WithEncryption, the SDK client's own
+	// TracerProvider traces the call.
 	TracerProvider tracing.TracerProvider
 }
 
