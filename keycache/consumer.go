@@ -405,7 +405,7 @@ func (c *Consumer) keyIDOf(allowed string) string {
 }
 
 // clientRegion returns the Region of client if it tells it: a *kms.Client
-// or a kmstest.KMS.
+// or the test fake of internal/kmsfake.
 func clientRegion(client kmsiface.Decrypter) string {
 	switch c := client.(type) {
 	case interface{ Options() kms.Options }:

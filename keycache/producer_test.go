@@ -646,8 +646,8 @@ func producerConcurrent(t *testing.T, maxRecords uint64) {
 }
 
 // TestProducerOversizedRecordKeepsKey: a record over MaxBytesPerKey is
-// refused (a caller bug: Key panics) without counting against the current
-// key, so interleaving such records with normal ones costs no KMS call.
+// refused with an error without counting against the current key, so
+// interleaving such records with normal ones costs no KMS call.
 func TestProducerOversizedRecordKeepsKey(t *testing.T) {
 	const limit = 1 << 20
 	ctx := context.Background()
@@ -659,8 +659,10 @@ func TestProducerOversizedRecordKeepsKey(t *testing.T) {
 	first, err := p.Key(ctx, arn, b, 100)
 	require.NoError(t, err)
 	for range 10 {
-		require.Panics(t, func() { p.Key(ctx, arn, b, limit+1) })
-		key, err := p.Key(ctx, arn, b, 100)
+		key, err := p.Key(ctx, arn, b, limit+1)
+		require.ErrorContains(t, err, "more than MaxBytesPerKey")
+		require.Nil(t, key)
+		key, err = p.Key(ctx, arn, b, 100)
 		require.NoError(t, err)
 		require.Same(t, first, key)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/ksse-go/ksse/kmsiface"
 )
 
-// The in-memory KMS of kmstest satisfies every interface but MACGenerator.
+// The in-memory KMS of internal/kmsfake satisfies every interface but MACGenerator.
 var _ kmsiface.Client = (*kmsfake.KMS)(nil)
 
 // TestErrorPrefix: every class names its package.

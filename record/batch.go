@@ -126,7 +126,9 @@ func NotSent(op string, n int, failed ...RecordError) *BatchError {
 		be.Failed[i] = RecordError{Index: i, Err: ErrNotSent}
 	}
 	for _, f := range failed {
-		be.Failed[f.Index] = f
+		if f.Index >= 0 && f.Index < n {
+			be.Failed[f.Index] = f
+		}
 	}
 	return be
 }
@@ -163,9 +165,10 @@ func Unacknowledged[R any](op string, n int, results []R, fields func(*R) (code,
 
 // MarkFailed gives every result of be.Failed an ErrorCode, so that a caller
 // who checks ErrorCode, as the AWS documentation says, retries the record.
-// A result without one gets "InternalFailure" and its ID cleared. It returns
-// the results, n of them (missing ones are added), and how many have an
-// ErrorCode: the FailedRecordCount or FailedPutCount to report.
+// A result without one is replaced by one with only the ErrorCode
+// "InternalFailure" and a message. Indexes outside the batch are ignored.
+// It returns the results, n of them (missing ones are added), and how many
+// have an ErrorCode: the FailedRecordCount or FailedPutCount to report.
 func MarkFailed[R any](results []R, n int, be *BatchError, fields func(*R) (code, message, id **string)) ([]R, int32) {
 	if len(results) != n {
 		rs := make([]R, n)
@@ -173,6 +176,9 @@ func MarkFailed[R any](results []R, n int, be *BatchError, fields func(*R) (code
 		results = rs
 	}
 	for _, f := range be.Failed {
+		if f.Index < 0 || f.Index >= n {
+			continue
+		}
 		r := &results[f.Index]
 		if code, _, _ := fields(r); *code == nil {
 			var zero R

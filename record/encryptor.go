@@ -196,7 +196,8 @@ type sealReserve struct {
 //
 //   - against MaxRecordSize, counting the smallest wrapped key (one byte);
 //   - its payload against MaxBytesPerKey, which no data key could seal.
-//     This is the one check of that limit: the key cache panics without it.
+//     The key cache would refuse such a record with an error of its own;
+//     this check gives callers ErrRecordTooLarge before any KMS call.
 func (e *Encryptor) checkSize(partitionKey string, data []byte, overhead int) error {
 	if size := envelope.Overhead + len(partitionKey) + len(data) + 1 + overhead; size > e.opts.MaxRecordSize {
 		return fmt.Errorf("%w: %d bytes encrypted, limit %d", ErrRecordTooLarge, size, e.opts.MaxRecordSize)

@@ -21,7 +21,8 @@ import (
 //     previous key.
 //
 // Records sealed under either key stay decryptable, since each carries its
-// wrapped data key. Concurrent calls take effect one at a time.
+// wrapped data key. A call while another switch is validating fails with
+// ErrInvalidInput.
 func (e *Encryptor) SetKeyID(ctx context.Context, keyID string) error {
 	if keyID == "" {
 		return fmt.Errorf("%w: empty KMS key ID", ErrInvalidInput)
@@ -29,7 +30,9 @@ func (e *Encryptor) SetKeyID(ctx context.Context, keyID string) error {
 	if e.desc == nil {
 		return fmt.Errorf("%w: SetKeyID needs a KMS client with DescribeKey, such as *kms.Client", ErrInvalidInput)
 	}
-	e.switchMu.Lock()
+	if !e.switchMu.TryLock() {
+		return fmt.Errorf("%w: a key switch is already in progress", ErrInvalidInput)
+	}
 	defer e.switchMu.Unlock()
 	if err := e.validateKey(ctx, keyID); err != nil {
 		return err
