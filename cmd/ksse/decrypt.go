@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/aws/aws-sdk-go-v2/service/kms"
-
 	"github.com/ksse-go/ksse/envelope"
 	"github.com/ksse-go/ksse/internal/streamid"
 	"github.com/ksse-go/ksse/keycache"
@@ -72,19 +70,7 @@ func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
 	}
 	defer closeIn()
 
-	cfg, err := c.loadConfig(ctx)
-	if err != nil {
-		return err
-	}
-	kmsClient := kms.NewFromConfig(cfg)
-	keyARNs, err := kf.resolve(ctx, c, kmsClient)
-	if err != nil {
-		return err
-	}
-	dec, err := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) {
-		o.AllowedKeys = keyARNs
-		o.InsecureAllowAnyKey = kf.anyKey
-	})
+	dec, _, keyARNs, err := kf.newDecryptor(ctx, c, false)
 	if err != nil {
 		return err
 	}

@@ -83,3 +83,26 @@ func (k *keyFlags) resolve(ctx context.Context, c *cli, client describeKeyAPI) (
 	}
 	return arns, nil
 }
+
+// newDecryptor loads the AWS configuration and returns a Decryptor that
+// trusts the keys of kf, the configuration and the key ARNs of --key-arn.
+func (k *keyFlags) newDecryptor(ctx context.Context, c *cli, allowPlaintext bool) (*record.Decryptor, aws.Config, []string, error) {
+	cfg, err := c.loadConfig(ctx)
+	if err != nil {
+		return nil, aws.Config{}, nil, err
+	}
+	kmsClient := kms.NewFromConfig(cfg)
+	keyARNs, err := k.resolve(ctx, c, kmsClient)
+	if err != nil {
+		return nil, aws.Config{}, nil, err
+	}
+	dec, err := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) {
+		o.AllowPlaintext = allowPlaintext
+		o.AllowedKeys = keyARNs
+		o.InsecureAllowAnyKey = k.anyKey
+	})
+	if err != nil {
+		return nil, aws.Config{}, nil, err
+	}
+	return dec, cfg, keyARNs, nil
+}

@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/ksse-go/ksse/record"
 )
@@ -78,20 +77,7 @@ func cmdTail(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 
-	cfg, err := c.loadConfig(ctx)
-	if err != nil {
-		return err
-	}
-	kmsClient := kms.NewFromConfig(cfg)
-	keyARNs, err := kf.resolve(ctx, c, kmsClient)
-	if err != nil {
-		return err
-	}
-	dec, err := record.NewDecryptor(kmsClient, func(o *record.DecryptorOptions) {
-		o.AllowPlaintext = *allowPlaintext
-		o.AllowedKeys = keyARNs
-		o.InsecureAllowAnyKey = kf.anyKey
-	})
+	dec, cfg, keyARNs, err := kf.newDecryptor(ctx, c, *allowPlaintext)
 	if err != nil {
 		return err
 	}
