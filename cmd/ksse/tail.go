@@ -42,51 +42,19 @@ status 1 at the end.
 ` + keyFlagsHelp
 
 func cmdTail(ctx context.Context, c *cli, args []string) error {
-	fs := newFlagSet(c, tailSynopsis, tailDescription)
-	stream := fs.String("stream", "", "Kinesis data stream name or ARN (required)")
-	from := fs.String("from", "trim-horizon", "where to start in each shard: trim-horizon (the oldest record) or latest")
-	limit := fs.Int("limit", 0, "stop after this many records (0: no limit)")
-	allowPlaintext := fs.Bool("allow-plaintext", false, "print records that are not encrypted, with encryptionType NONE, instead of failing them")
-	follow := fs.Bool("follow", false, "keep reading new records until interrupted")
-	var kf keyFlags
-	kf.register(fs)
-	pos, err := parseArgs(fs, args)
+	f, err := parseTailArgs(c, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
-	}
-	st, err := kinesisStreamArg(*stream)
-	if err != nil {
-		return err
-	}
-	var iterType types.ShardIteratorType
-	switch *from {
-	case "trim-horizon", "TRIM_HORIZON":
-		iterType = types.ShardIteratorTypeTrimHorizon
-	case "latest", "LATEST":
-		iterType = types.ShardIteratorTypeLatest
-	default:
-		return usagef("--from %q: want trim-horizon or latest", *from)
-	}
-	if *limit < 0 {
-		return usagef("--limit must not be negative")
-	}
-	if err := kf.check(); err != nil {
-		return err
-	}
-
-	dec, cfg, keyARNs, err := kf.newDecryptor(ctx, c, *allowPlaintext)
+	dec, cfg, keyARNs, err := f.keys.newDecryptor(ctx, c, f.allowPlaintext)
 	if err != nil {
 		return err
 	}
 	defer dec.Close()
-
 	t := &tailer{
 		client: kinesis.NewFromConfig(cfg),
 		decrypt: func(ctx context.Context, recs []types.Record) error {
-			err := dec.DecryptRecords(ctx, st.Name, recs)
+			err := dec.DecryptRecords(ctx, f.streamName, recs)
 			if be, ok := errors.AsType[*record.BatchError](err); ok {
 				for i := range be.Failed {
 					be.Failed[i].Err = explainKeyError(be.Failed[i].Err, keyARNs)
@@ -94,17 +62,72 @@ func cmdTail(ctx context.Context, c *cli, args []string) error {
 			}
 			return err
 		},
-		from:   iterType,
-		limit:  *limit,
-		follow: *follow,
+		from:   f.from,
+		limit:  f.limit,
+		follow: f.follow,
 		out:    newRecordWriter(c.stdout),
 		warnf:  c.warnf,
 	}
-	t.streamName, t.streamARN = streamRef(*stream)
+	t.streamName, t.streamARN = streamRef(f.stream)
 	if isTerminal(c.stderr) && !isTerminal(c.stdout) {
 		t.progress = newProgress(c.stderr, c.name)
 	}
-	err = t.run(ctx)
+	return t.runCommand(ctx, c)
+}
+
+// tailArgs are the arguments of tail.
+type tailArgs struct {
+	stream         string // as given
+	streamName     string // parsed from stream
+	from           types.ShardIteratorType
+	limit          int
+	allowPlaintext bool
+	follow         bool
+	keys           keyFlags
+}
+
+// parseTailArgs parses and checks the arguments of tail.
+func parseTailArgs(c *cli, args []string) (*tailArgs, error) {
+	fs := newFlagSet(c, tailSynopsis, tailDescription)
+	f := &tailArgs{}
+	fs.StringVar(&f.stream, "stream", "", "Kinesis data stream name or ARN (required)")
+	from := fs.String("from", "trim-horizon", "where to start in each shard: trim-horizon (the oldest record) or latest")
+	fs.IntVar(&f.limit, "limit", 0, "stop after this many records (0: no limit)")
+	fs.BoolVar(&f.allowPlaintext, "allow-plaintext", false, "print records that are not encrypted, with encryptionType NONE, instead of failing them")
+	fs.BoolVar(&f.follow, "follow", false, "keep reading new records until interrupted")
+	f.keys.register(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) > 0 {
+		return nil, usagef("unexpected argument %q", pos[0])
+	}
+	st, err := kinesisStreamArg(f.stream)
+	if err != nil {
+		return nil, err
+	}
+	f.streamName = st.Name
+	switch *from {
+	case "trim-horizon", "TRIM_HORIZON":
+		f.from = types.ShardIteratorTypeTrimHorizon
+	case "latest", "LATEST":
+		f.from = types.ShardIteratorTypeLatest
+	default:
+		return nil, usagef("--from %q: want trim-horizon or latest", *from)
+	}
+	if f.limit < 0 {
+		return nil, usagef("--limit must not be negative")
+	}
+	if err := f.keys.check(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// runCommand runs t for the tail command and reports its failures.
+func (t *tailer) runCommand(ctx context.Context, c *cli) error {
+	err := t.run(ctx)
 	t.progress.done()
 	if err != nil && t.follow && ctx.Err() != nil {
 		err = nil // interrupted: the normal end of --follow
