@@ -55,78 +55,27 @@ Where it runs:
     schedules its deletion at the end.`
 
 func cmdDemo(ctx context.Context, c *cli, args []string) error {
-	fs := newFlagSet(c, demoSynopsis, demoDescription)
-	keyID := fs.String("key-id", "", "KMS key to encrypt under (required with real AWS)")
-	n := fs.Int("records", 20, "number of records, 1 to 500")
-	embedded := fs.Bool("embedded", false, "use the embedded default even if AWS is configured")
-	pos, err := parseArgs(fs, args)
+	keyID, n, embedded, err := parseDemoArgs(c, args)
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
-	}
-	if *n < 1 || *n > record.MaxPutRecordsEntries {
-		return usagef("--records must be 1 to %d", record.MaxPutRecordsEntries)
-	}
-	if *embedded && *keyID != "" {
-		return usagef("--key-id names a key of a configured KMS: it cannot be used with --embedded")
 	}
 	kinesisEndpoint := envSet("AWS_ENDPOINT_URL") || envSet("AWS_ENDPOINT_URL_KINESIS")
 	kmsEndpoint := envSet("AWS_ENDPOINT_URL") || envSet("AWS_ENDPOINT_URL_KMS")
 
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	d := &demo{w: c.stdout, n: *n, keyID: *keyID}
-
-	if *embedded || (*keyID == "" && !kinesisEndpoint && !kmsEndpoint) {
-		moto, err := emulator.Moto.Start(ctx)
-		if err != nil {
-			if errors.Is(err, emulator.ErrNotInstalled) {
-				return fmt.Errorf("the embedded default runs Kinesis on moto, which is not installed (pip install 'moto[server]'); or configure AWS and pass --key-id: %w", err)
-			}
-			return fmt.Errorf("starting moto: %w", err)
-		}
-		defer moto.Close()
-		d.testKMS = kmsfake.New()
-		_, d.keyID = d.testKMS.CreateKey(kmstypes.KeySpecSymmetricDefault)
-		ks := kmsfake.NewServer(d.testKMS)
-		defer ks.Close()
-		d.kms = ks.Client()
-		d.kinesis = kinesis.NewFromConfig(moto.AWSConfig())
-		d.waitDelay = 100 * time.Millisecond
-		d.printf("embedded default: Kinesis on moto at %s, KMS on the ksse test KMS (kmstest) at %s", moto.URL(), ks.URL())
+	d := &demo{w: c.stdout, n: n, keyID: keyID}
+	var cleanup func()
+	if embedded || (keyID == "" && !kinesisEndpoint && !kmsEndpoint) {
+		cleanup, err = d.startEmbedded(ctx)
 	} else {
-		cfg, err := c.loadConfig(ctx)
-		if err != nil {
-			return err
-		}
-		d.kms = kms.NewFromConfig(cfg)
-		d.kinesis = kinesis.NewFromConfig(cfg)
-		d.waitDelay = time.Second
-		where := "AWS (region " + cfg.Region + ")"
-		if kinesisEndpoint || kmsEndpoint {
-			where = fmt.Sprintf("the configured endpoints (Kinesis %s, KMS %s; region %s)", endpointOf("KINESIS"), endpointOf("KMS"), cfg.Region)
-		}
-		d.printf("using %s", where)
-		if d.keyID == "" {
-			if !kmsEndpoint {
-				return usagef("--key-id is required with AWS KMS (or set AWS_ENDPOINT_URL_KMS to an emulator, or use --embedded)")
-			}
-			out, err := d.kms.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("ksse demo (temporary)")})
-			if err != nil {
-				return fmt.Errorf("CreateKey: %w", err)
-			}
-			d.keyID = aws.ToString(out.KeyMetadata.Arn)
-			created := out.KeyMetadata.KeyId // by ID: moto fails ScheduleKeyDeletion of an ARN
-			defer func() {
-				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				defer cancel()
-				if _, err := d.kms.ScheduleKeyDeletion(cctx, &kms.ScheduleKeyDeletionInput{KeyId: created, PendingWindowInDays: aws.Int32(7)}); err != nil {
-					c.warnf("could not schedule the deletion of KMS key %s: %v", d.keyID, err)
-				}
-			}()
-		}
+		cleanup, err = d.connect(ctx, c, kinesisEndpoint, kmsEndpoint)
+	}
+	if cleanup != nil {
+		defer cleanup()
+	}
+	if err != nil {
+		return err
 	}
 
 	summary, err := d.run(ctx)
@@ -136,6 +85,86 @@ func cmdDemo(ctx context.Context, c *cli, args []string) error {
 	}
 	d.printf("OK: %s", summary)
 	return nil
+}
+
+// parseDemoArgs parses and checks the arguments of demo.
+func parseDemoArgs(c *cli, args []string) (keyID string, n int, embedded bool, err error) {
+	fs := newFlagSet(c, demoSynopsis, demoDescription)
+	fs.StringVar(&keyID, "key-id", "", "KMS key to encrypt under (required with real AWS)")
+	fs.IntVar(&n, "records", 20, "number of records, 1 to 500")
+	fs.BoolVar(&embedded, "embedded", false, "use the embedded default even if AWS is configured")
+	pos, err := parseArgs(fs, args)
+	switch {
+	case err != nil:
+		return "", 0, false, err
+	case len(pos) > 0:
+		return "", 0, false, usagef("unexpected argument %q", pos[0])
+	case n < 1 || n > record.MaxPutRecordsEntries:
+		return "", 0, false, usagef("--records must be 1 to %d", record.MaxPutRecordsEntries)
+	case embedded && keyID != "":
+		return "", 0, false, usagef("--key-id names a key of a configured KMS: it cannot be used with --embedded")
+	}
+	return keyID, n, embedded, nil
+}
+
+// startEmbedded starts moto for Kinesis and the test KMS, and points d at
+// them. cleanup, if not nil, stops them.
+func (d *demo) startEmbedded(ctx context.Context) (cleanup func(), err error) {
+	moto, err := emulator.Moto.Start(ctx)
+	if err != nil {
+		if errors.Is(err, emulator.ErrNotInstalled) {
+			return nil, fmt.Errorf("the embedded default runs Kinesis on moto, which is not installed (pip install 'moto[server]'); or configure AWS and pass --key-id: %w", err)
+		}
+		return nil, fmt.Errorf("starting moto: %w", err)
+	}
+	d.testKMS = kmsfake.New()
+	_, d.keyID = d.testKMS.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	ks := kmsfake.NewServer(d.testKMS)
+	d.kms = ks.Client()
+	d.kinesis = kinesis.NewFromConfig(moto.AWSConfig())
+	d.waitDelay = 100 * time.Millisecond
+	d.printf("embedded default: Kinesis on moto at %s, KMS on the ksse test KMS (kmstest) at %s", moto.URL(), ks.URL())
+	return func() {
+		ks.Close()
+		moto.Close()
+	}, nil
+}
+
+// connect points d at the configured AWS endpoints. Without a key, it
+// creates one on a KMS emulator; cleanup, if not nil, schedules its
+// deletion.
+func (d *demo) connect(ctx context.Context, c *cli, kinesisEndpoint, kmsEndpoint bool) (cleanup func(), err error) {
+	cfg, err := c.loadConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.kms = kms.NewFromConfig(cfg)
+	d.kinesis = kinesis.NewFromConfig(cfg)
+	d.waitDelay = time.Second
+	where := "AWS (region " + cfg.Region + ")"
+	if kinesisEndpoint || kmsEndpoint {
+		where = fmt.Sprintf("the configured endpoints (Kinesis %s, KMS %s; region %s)", endpointOf("KINESIS"), endpointOf("KMS"), cfg.Region)
+	}
+	d.printf("using %s", where)
+	if d.keyID != "" {
+		return nil, nil
+	}
+	if !kmsEndpoint {
+		return nil, usagef("--key-id is required with AWS KMS (or set AWS_ENDPOINT_URL_KMS to an emulator, or use --embedded)")
+	}
+	out, err := d.kms.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("ksse demo (temporary)")})
+	if err != nil {
+		return nil, fmt.Errorf("CreateKey: %w", err)
+	}
+	d.keyID = aws.ToString(out.KeyMetadata.Arn)
+	created := out.KeyMetadata.KeyId // by ID: moto fails ScheduleKeyDeletion of an ARN
+	return func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, err := d.kms.ScheduleKeyDeletion(cctx, &kms.ScheduleKeyDeletionInput{KeyId: created, PendingWindowInDays: aws.Int32(7)}); err != nil {
+			c.warnf("could not schedule the deletion of KMS key %s: %v", d.keyID, err)
+		}
+	}, nil
 }
 
 func envSet(name string) bool { return os.Getenv(name) != "" }
