@@ -209,6 +209,19 @@ type sentRecord struct {
 	read         bool
 }
 
+// demoPosition is where a record is in the stream: a sequence number is
+// unique within its shard (moto numbers each shard from 1).
+type demoPosition struct{ shard, seq string }
+
+// demoBatch is what the demo sent.
+type demoBatch struct {
+	recs         []sentRecord
+	sentAt       map[demoPosition]int // index in recs
+	placed       int                  // records on the shard of their plaintext partition key
+	payloadBytes int
+	pkBytes      int
+}
+
 // run runs the demonstration and returns the summary of the final line.
 func (d *demo) run(ctx context.Context) (string, error) {
 	d.printf("KMS key %s", d.keyID)
@@ -230,12 +243,41 @@ func (d *demo) run(ctx context.Context) (string, error) {
 		return "", err
 	}
 	defer enc.Close()
-	// The consumer trusts the demo's key only, by its ARN (strict mode).
+	dec, allowKey, err := d.newConsumer(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer dec.Close()
+
+	b, err := d.produce(ctx, enc, name, shards)
+	if err != nil {
+		return "", err
+	}
+	raw, err := d.consume(ctx, name, shards, b)
+	if err != nil {
+		return "", err
+	}
+	// Keep the raw bytes of one record for the tampering checks, since
+	// DecryptRecords decrypts in place.
+	sample := slices.Clone(raw[0].rec.Data)
+	if err := d.decryptAndVerify(ctx, dec, name, shards, raw, b); err != nil {
+		return "", err
+	}
+	probeCalls, err := d.checkTampering(ctx, dec, allowKey, name, sample)
+	if err != nil {
+		return "", err
+	}
+	return d.countKMSCalls(enc, dec, probeCalls, len(shards))
+}
+
+// newConsumer returns a Decryptor that trusts the demo's key only, by its
+// ARN (strict mode), and the option that says so.
+func (d *demo) newConsumer(ctx context.Context) (*record.Decryptor, func(*record.DecryptorOptions), error) {
 	keyARN := d.keyID
 	if !record.IsKeyARN(keyARN) {
 		out, err := d.kms.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(d.keyID)})
 		if err != nil {
-			return "", fmt.Errorf("resolving %s to a key ARN: DescribeKey: %w", d.keyID, err)
+			return nil, nil, fmt.Errorf("resolving %s to a key ARN: DescribeKey: %w", d.keyID, err)
 		}
 		if out.KeyMetadata != nil {
 			keyARN = aws.ToString(out.KeyMetadata.Arn) // NewDecryptor refuses anything else
@@ -244,103 +286,115 @@ func (d *demo) run(ctx context.Context) (string, error) {
 	allowKey := func(o *record.DecryptorOptions) { o.AllowedKeys = []string{keyARN} }
 	dec, err := record.NewDecryptor(d.kms, allowKey)
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
-	defer dec.Close()
 	d.printf("the consumer trusts data keys of %s only (DecryptorOptions.AllowedKeys)", keyARN)
+	return dec, allowKey, nil
+}
 
-	// Produce.
-	recs := make([]sentRecord, d.n)
+// produce encrypts the demo's records and sends them with PutRecords.
+func (d *demo) produce(ctx context.Context, enc *record.Encryptor, name string, shards []demoShard) (*demoBatch, error) {
+	b := &demoBatch{recs: make([]sentRecord, d.n), sentAt: map[demoPosition]int{}}
 	entries := make([]types.PutRecordsRequestEntry, d.n)
-	var payloadBytes, pkBytes int
-	for i := range recs {
+	for i := range b.recs {
 		customer := i%8 + 1
-		r := &recs[i]
+		r := &b.recs[i]
 		r.partitionKey = fmt.Sprintf("customer-%d", customer)
 		r.payload = fmt.Appendf(nil, `{"order":%d,"customer":%d,"item":"%s","cents":%d}`, 1001+i, customer, demoItems[i%len(demoItems)], 199+137*i%4000)
 		r.expected = shardFor(shards, r.partitionKey)
 		entries[i] = types.PutRecordsRequestEntry{PartitionKey: aws.String(r.partitionKey), Data: r.payload}
-		payloadBytes += len(r.payload)
-		pkBytes += len(r.partitionKey)
+		b.payloadBytes += len(r.payload)
+		b.pkBytes += len(r.partitionKey)
 	}
 	out, err := enc.PutRecords(ctx, d.kinesis, &kinesis.PutRecordsInput{StreamName: aws.String(name), Records: entries})
 	if err != nil {
-		return "", fmt.Errorf("PutRecords: %w", err)
+		return nil, fmt.Errorf("PutRecords: %w", err)
 	}
-	// A sequence number is unique within its shard (moto numbers each
-	// shard from 1).
-	type position struct{ shard, seq string }
-	sentAt := map[position]int{}
-	placed := 0
 	for i, r := range out.Records {
-		recs[i].shardID = aws.ToString(r.ShardId)
-		sentAt[position{recs[i].shardID, aws.ToString(r.SequenceNumber)}] = i
-		if recs[i].shardID == recs[i].expected {
-			placed++
+		b.recs[i].shardID = aws.ToString(r.ShardId)
+		b.sentAt[demoPosition{b.recs[i].shardID, aws.ToString(r.SequenceNumber)}] = i
+		if b.recs[i].shardID == b.recs[i].expected {
+			b.placed++
 		}
 	}
 	d.printf("sent %d records with Encryptor.PutRecords (1 PutRecords call): %d accepted", d.n, len(out.Records))
 	d.printf("plaintext: %d bytes of payload + %d bytes of partition keys (%.1f + %.1f per record)",
-		payloadBytes, pkBytes, float64(payloadBytes)/float64(d.n), float64(pkBytes)/float64(d.n))
+		b.payloadBytes, b.pkBytes, float64(b.payloadBytes)/float64(d.n), float64(b.pkBytes)/float64(d.n))
+	return b, nil
+}
 
-	// Consume: the raw records as the stream holds them.
+// consume reads the raw records back as the stream holds them, and checks
+// that none shows its plaintext.
+func (d *demo) consume(ctx context.Context, name string, shards []demoShard, b *demoBatch) ([]rawRecord, error) {
 	raw, calls, err := d.readAll(ctx, name, shards)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if len(raw) != d.n {
-		return "", fmt.Errorf("read back %d records, want %d", len(raw), d.n)
+		return nil, fmt.Errorf("read back %d records, want %d", len(raw), d.n)
 	}
 	var wireBytes int
 	var wrappedKeyLen int
 	for _, r := range raw {
 		wireBytes += len(r.rec.Data)
-		if aws.ToString(r.rec.PartitionKey) != record.OutboundPartitionKey {
-			return "", fmt.Errorf("record %s has partition key %q on the wire, want %q", aws.ToString(r.rec.SequenceNumber), aws.ToString(r.rec.PartitionKey), record.OutboundPartitionKey)
-		}
-		for j := range recs {
-			if bytes.Contains(r.rec.Data, recs[j].payload) || bytes.Contains(r.rec.Data, []byte(recs[j].partitionKey)) {
-				return "", fmt.Errorf("record %s on the wire contains a plaintext payload or partition key", aws.ToString(r.rec.SequenceNumber))
-			}
+		if err := checkOnWire(r.rec, b.recs); err != nil {
+			return nil, err
 		}
 		e, _, err := envelope.Parse(r.rec.Data)
 		if err != nil {
-			return "", fmt.Errorf("record %s on the wire is not an envelope", aws.ToString(r.rec.SequenceNumber))
+			return nil, fmt.Errorf("record %s on the wire is not an envelope", aws.ToString(r.rec.SequenceNumber))
 		}
 		wrappedKeyLen = len(e.WrappedKey)
 	}
 	d.printf("read back %d records with GetRecords (%d calls); on the wire: %d bytes of Data (%.1f per record), partition key %q on every record, no plaintext payload or partition key in any record",
 		len(raw), calls, wireBytes, float64(wireBytes)/float64(d.n), record.OutboundPartitionKey)
 	d.printf("overhead: %.1f bytes per record = %d (envelope) + %d (KMS-wrapped data key) + %.1f (the partition key, now inside the envelope)",
-		float64(wireBytes-payloadBytes)/float64(d.n), envelope.Overhead, wrappedKeyLen, float64(pkBytes)/float64(d.n))
+		float64(wireBytes-b.payloadBytes)/float64(d.n), envelope.Overhead, wrappedKeyLen, float64(b.pkBytes)/float64(d.n))
+	return raw, nil
+}
 
-	// Keep the raw bytes of one record for the tampering checks, since
-	// DecryptRecords decrypts in place.
-	sample := slices.Clone(raw[0].rec.Data)
+// checkOnWire checks that a record read from the stream has the outbound
+// partition key and contains no plaintext payload or partition key of recs.
+func checkOnWire(rec types.Record, recs []sentRecord) error {
+	if aws.ToString(rec.PartitionKey) != record.OutboundPartitionKey {
+		return fmt.Errorf("record %s has partition key %q on the wire, want %q", aws.ToString(rec.SequenceNumber), aws.ToString(rec.PartitionKey), record.OutboundPartitionKey)
+	}
+	for j := range recs {
+		if bytes.Contains(rec.Data, recs[j].payload) || bytes.Contains(rec.Data, []byte(recs[j].partitionKey)) {
+			return fmt.Errorf("record %s on the wire contains a plaintext payload or partition key", aws.ToString(rec.SequenceNumber))
+		}
+	}
+	return nil
+}
+
+// decryptAndVerify decrypts copies of the raw records and checks that each
+// is a record sent, read once, equal to what was sent, and on the shard of
+// its plaintext partition key.
+func (d *demo) decryptAndVerify(ctx context.Context, dec *record.Decryptor, name string, shards []demoShard, raw []rawRecord, b *demoBatch) error {
 	plain := make([]types.Record, len(raw))
 	for i, r := range raw {
 		plain[i] = r.rec
 		plain[i].Data = slices.Clone(r.rec.Data)
 	}
 	if err := dec.DecryptRecords(ctx, name, plain); err != nil {
-		return "", fmt.Errorf("DecryptRecords: %w", err)
+		return fmt.Errorf("DecryptRecords: %w", err)
 	}
 	perShard := map[string]int{}
 	for i, p := range plain {
-		j, ok := sentAt[position{raw[i].shard, aws.ToString(p.SequenceNumber)}]
+		j, ok := b.sentAt[demoPosition{raw[i].shard, aws.ToString(p.SequenceNumber)}]
 		if !ok {
-			return "", fmt.Errorf("read a record that the demo did not send: %s", aws.ToString(p.SequenceNumber))
+			return fmt.Errorf("read a record that the demo did not send: %s", aws.ToString(p.SequenceNumber))
 		}
-		r := &recs[j]
+		r := &b.recs[j]
 		if r.read {
-			return "", fmt.Errorf("record %s read twice", aws.ToString(p.SequenceNumber))
+			return fmt.Errorf("record %s read twice", aws.ToString(p.SequenceNumber))
 		}
 		r.read = true
 		if aws.ToString(p.PartitionKey) != r.partitionKey || !bytes.Equal(p.Data, r.payload) {
-			return "", fmt.Errorf("record %s decrypted to something else than was sent", aws.ToString(p.SequenceNumber))
+			return fmt.Errorf("record %s decrypted to something else than was sent", aws.ToString(p.SequenceNumber))
 		}
 		if p.EncryptionType != types.EncryptionTypeKms {
-			return "", fmt.Errorf("record %s: EncryptionType %q, want KMS", aws.ToString(p.SequenceNumber), p.EncryptionType)
+			return fmt.Errorf("record %s: EncryptionType %q, want KMS", aws.ToString(p.SequenceNumber), p.EncryptionType)
 		}
 		perShard[raw[i].shard]++
 	}
@@ -349,41 +403,50 @@ func (d *demo) run(ctx context.Context) (string, error) {
 	for _, s := range shards {
 		placement = append(placement, fmt.Sprintf("%s: %d", s.id, perShard[s.id]))
 	}
-	if placed != d.n {
-		return "", fmt.Errorf("shard placement: %d of %d records on the shard of their plaintext partition key", placed, d.n)
+	if b.placed != d.n {
+		return fmt.Errorf("shard placement: %d of %d records on the shard of their plaintext partition key", b.placed, d.n)
 	}
-	d.printf("shard placement equals plaintext placement: %d/%d records on the shard their partition key hashes to (%s)", placed, d.n, strings.Join(placement, ", "))
+	d.printf("shard placement equals plaintext placement: %d/%d records on the shard their partition key hashes to (%s)", b.placed, d.n, strings.Join(placement, ", "))
+	return nil
+}
 
-	// Tampering. A flipped bit of the body fails authentication without
-	// a KMS call (the data key is cached); the same record presented as
-	// another stream's fails too (checked with a separate Decryptor, whose
-	// KMS call is not part of the counts below).
+// checkTampering checks that a flipped bit of the body of sample fails
+// authentication without a KMS call (the data key is cached), and that
+// sample presented as another stream's fails too. The latter is checked
+// with a separate Decryptor, whose KMS calls it returns.
+func (d *demo) checkTampering(ctx context.Context, dec *record.Decryptor, allowKey func(*record.DecryptorOptions), name string, sample []byte) (probeCalls uint64, err error) {
 	e, _, _ := envelope.Parse(sample)
 	tampered := slices.Clone(sample)
 	tampered[envelope.HeaderSize+len(e.Body)/2] ^= 0x01
 	if _, err := dec.Decrypt(ctx, name, tampered); !errors.Is(err, envelope.ErrOpen) {
-		return "", fmt.Errorf("a record with one flipped bit was not rejected: %v", err)
+		return 0, fmt.Errorf("a record with one flipped bit was not rejected: %v", err)
 	}
 	probe, err := record.NewDecryptor(d.kms, allowKey)
 	if err != nil {
-		return "", err
+		return 0, err
 	}
 	defer probe.Close()
 	if _, err := probe.Decrypt(ctx, name+"-elsewhere", sample); !errors.Is(err, envelope.ErrOpen) {
-		return "", fmt.Errorf("a record presented as another stream's was not rejected: %v", err)
+		return 0, fmt.Errorf("a record presented as another stream's was not rejected: %v", err)
 	}
 	d.printf("tampering: a record with one flipped bit is rejected (%v); the same record presented as another stream's is rejected", envelope.ErrOpen)
+	return probe.Stats().KMSCalls, nil
+}
 
+// countKMSCalls prints the KMS calls of the producer and the consumer,
+// checks them against the test KMS's own counts if there is one, and returns
+// the summary of the final line.
+func (d *demo) countKMSCalls(enc *record.Encryptor, dec *record.Decryptor, probeCalls uint64, shards int) (string, error) {
 	gdk, dk := enc.Stats().KMSCalls, dec.Stats().KMSCalls
 	d.printf("KMS calls: %d GenerateDataKey (producer; the data key is cached for 5 minutes), %d Decrypt (consumer; one per data key) for %d records", gdk, dk, d.n)
 	if d.testKMS != nil {
 		sgdk, sdk := d.testKMS.Calls("GenerateDataKey"), d.testKMS.Calls("Decrypt")
-		if uint64(sgdk) != gdk || uint64(sdk) != dk+probe.Stats().KMSCalls {
-			return "", fmt.Errorf("the test KMS counted %d GenerateDataKey and %d Decrypt calls, the caches %d and %d", sgdk, sdk, gdk, dk+probe.Stats().KMSCalls)
+		if uint64(sgdk) != gdk || uint64(sdk) != dk+probeCalls {
+			return "", fmt.Errorf("the test KMS counted %d GenerateDataKey and %d Decrypt calls, the caches %d and %d", sgdk, sdk, gdk, dk+probeCalls)
 		}
 		d.printf("the test KMS server counted the same calls")
 	}
-	return fmt.Sprintf("%d records encrypted, sent to a stream of %d shards, read back, decrypted and verified with %d KMS calls", d.n, len(shards), gdk+dk), nil
+	return fmt.Sprintf("%d records encrypted, sent to a stream of %d shards, read back, decrypted and verified with %d KMS calls", d.n, shards, gdk+dk), nil
 }
 
 var demoItems = []string{"tea", "coffee", "scones", "jam", "bread", "cheese", "apples"}
