@@ -20,11 +20,50 @@ import (
 	"strings"
 )
 
+// count is the surface of one package.
+type count struct{ exported, fields, sentinels int }
+
 func main() {
-	root := os.Args[1]
+	root := filepath.Clean(os.Args[1])
+	var total count
+	var long []string
+	for _, d := range packageDirs(root) {
+		fset := token.NewFileSet()
+		pkgs, err := parser.ParseDir(fset, d, func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, parser.ParseComments)
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		for name, p := range pkgs {
+			long = append(long, longFuncs(fset, root, p)...)
+			rel := strings.TrimPrefix(d, root)
+			if name == "main" || strings.Contains(rel, "internal") || strings.Contains(rel, "examples") {
+				continue
+			}
+			c := surface(doc.New(p, d, 0))
+			fmt.Printf("%-22s exported %3d (+%3d fields)  sentinels %2d\n", "."+rel, c.exported, c.fields, c.sentinels)
+			total.exported += c.exported
+			total.fields += c.fields
+			total.sentinels += c.sentinels
+		}
+	}
+	fmt.Printf("%-22s exported %3d (+%3d fields)  sentinels %2d\n", "TOTAL", total.exported, total.fields, total.sentinels)
+	sort.Sort(sort.Reverse(sort.StringSlice(long)))
+	fmt.Printf("functions over 80 lines: %d\n", len(long))
+	for _, l := range long {
+		fmt.Println("  ", l)
+	}
+}
+
+// packageDirs returns the directories under root that hold Go files.
+func packageDirs(root string) []string {
 	dirs := map[string]bool{}
 	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
-		if info.IsDir() && (strings.HasPrefix(info.Name(), ".") || info.Name() == "node_modules" || info.Name() == "testdata") && p != root {
+		if err != nil {
+			return err
+		}
+		skip := strings.HasPrefix(info.Name(), ".") || info.Name() == "node_modules" || info.Name() == "testdata"
+		if info.IsDir() && skip && p != root {
 			return filepath.SkipDir
 		}
 		if strings.HasSuffix(p, ".go") {
@@ -37,83 +76,57 @@ func main() {
 		ds = append(ds, d)
 	}
 	sort.Strings(ds)
-	totExp, totSent, totFields := 0, 0, 0
+	return ds
+}
+
+// longFuncs lists the functions of p over 80 lines.
+func longFuncs(fset *token.FileSet, root string, p *ast.Package) []string {
 	var long []string
-	for _, d := range ds {
-		fset := token.NewFileSet()
-		pkgs, err := parser.ParseDir(fset, d, func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, parser.ParseComments)
-		if err != nil {
-			fmt.Println(err)
-			continue
-		}
-		for name, p := range pkgs {
-			for fn, f := range p.Files {
-				for _, decl := range f.Decls {
-					if fd, ok := decl.(*ast.FuncDecl); ok && fd.Body != nil {
-						n := fset.Position(fd.End()).Line - fset.Position(fd.Pos()).Line + 1
-						if n > 80 {
-							long = append(long, fmt.Sprintf("%4d %s:%s", n, strings.TrimPrefix(fn, root+"/"), fd.Name.Name))
-						}
-					}
+	for fn, f := range p.Files {
+		for _, decl := range f.Decls {
+			if fd, ok := decl.(*ast.FuncDecl); ok && fd.Body != nil {
+				n := fset.Position(fd.End()).Line - fset.Position(fd.Pos()).Line + 1
+				if n > 80 {
+					long = append(long, fmt.Sprintf("%4d %s:%s", n, strings.TrimPrefix(fn, root+"/"), fd.Name.Name))
 				}
 			}
-			rel := strings.TrimPrefix(d, root)
-			if name == "main" || strings.Contains(rel, "internal") || strings.Contains(rel, "examples") {
-				continue
-			}
-			dp := doc.New(p, d, 0)
-			exp := 0
-			sent := 0
-			fields := 0
-			for _, c := range dp.Consts {
-				exp += len(c.Names)
-			}
-			for _, v := range dp.Vars {
-				exp += len(v.Names)
-				for _, n := range v.Names {
-					if strings.HasPrefix(n, "Err") {
-						sent++
-					}
-				}
-			}
-			exp += len(dp.Funcs)
-			for _, t := range dp.Types {
-				exp++
-				exp += len(t.Funcs) + len(t.Methods)
-				for _, c := range t.Consts {
-					exp += len(c.Names)
-				}
-				for _, v := range t.Vars {
-					exp += len(v.Names)
-					for _, n := range v.Names {
-						if strings.HasPrefix(n, "Err") {
-							sent++
-						}
-					}
-				}
-				if st, ok := t.Decl.Specs[0].(*ast.TypeSpec).Type.(*ast.StructType); ok {
-					for _, fl := range st.Fields.List {
-						for _, n := range fl.Names {
-							if n.IsExported() {
-								fields++
-							}
-						}
-					}
-				}
-				if it, ok := t.Decl.Specs[0].(*ast.TypeSpec).Type.(*ast.InterfaceType); ok {
-					exp += len(it.Methods.List)
-				}
-			}
-			fmt.Printf("%-22s exported %3d (+%3d fields)  sentinels %2d\n", "."+rel, exp, fields, sent)
-			totFields += fields
-			totExp += exp
-			totSent += sent
 		}
 	}
-	fmt.Printf("%-22s exported %3d (+%3d fields)  sentinels %2d\n", "TOTAL", totExp, totFields, totSent)
-	sort.Sort(sort.Reverse(sort.StringSlice(long)))
-	fmt.Printf("functions over 80 lines: %d\n", len(long))
-	for _, l := range long {
-		fmt.Println("  ", l)
+	return long
+}
+
+// surface counts the exported names of a package's documentation.
+func surface(dp *doc.Package) count {
+	var c count
+	values := func(vs []*doc.Value, vars bool) {
+		for _, v := range vs {
+			c.exported += len(v.Names)
+			for _, n := range v.Names {
+				if vars && strings.HasPrefix(n, "Err") {
+					c.sentinels++
+				}
+			}
+		}
 	}
+	values(dp.Consts, false)
+	values(dp.Vars, true)
+	c.exported += len(dp.Funcs)
+	for _, t := range dp.Types {
+		c.exported += 1 + len(t.Funcs) + len(t.Methods)
+		values(t.Consts, false)
+		values(t.Vars, true)
+		switch tt := t.Decl.Specs[0].(*ast.TypeSpec).Type.(type) {
+		case *ast.StructType:
+			for _, fl := range tt.Fields.List {
+				for _, n := range fl.Names {
+					if n.IsExported() {
+						c.fields++
+					}
+				}
+			}
+		case *ast.InterfaceType:
+			c.exported += len(tt.Methods.List)
+		}
+	}
+	return c
 }
