@@ -36,12 +36,12 @@ func main() {
 		}
 		for name, p := range pkgs {
 			long = append(long, longFuncs(fset, root, p)...)
-			rel := strings.TrimPrefix(d, root)
+			rel, _ := filepath.Rel(root, d)
 			if name == "main" || strings.Contains(rel, "internal") || strings.Contains(rel, "examples") {
 				continue
 			}
 			c := surface(doc.New(p, d, 0))
-			fmt.Printf("%-22s exported %3d (+%3d fields)  sentinels %2d\n", "."+rel, c.exported, c.fields, c.sentinels)
+			fmt.Printf("%-22s exported %3d (+%3d fields)  sentinels %2d\n", "./"+rel, c.exported, c.fields, c.sentinels)
 			total.exported += c.exported
 			total.fields += c.fields
 			total.sentinels += c.sentinels
