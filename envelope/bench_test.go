@@ -79,3 +79,48 @@ func BenchmarkOpen(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSealFresh is Seal into a new buffer: the least that an API
+// returning a new envelope (record.Encryptor.Encrypt) costs.
+func BenchmarkSealFresh(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) {
+			benchheap.Hold(b)
+			k := newTestKey(b, "kinesis:bench")
+			payload := make([]byte, s.n)
+			b.SetBytes(int64(s.n))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := k.Seal(nil, benchPartitionKey, payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkOpenFresh is Parse and Open into a new buffer: the least that an
+// API returning a new plaintext (record.Decryptor.Decrypt) costs.
+func BenchmarkOpenFresh(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) {
+			benchheap.Hold(b)
+			k := newTestKey(b, "kinesis:bench")
+			env, err := k.Seal(nil, benchPartitionKey, make([]byte, s.n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(s.n))
+			b.ReportAllocs()
+			for b.Loop() {
+				e, _, err := envelope.Parse(env)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, _, err := k.Open(make([]byte, 0, s.n+len(benchPartitionKey)), &e); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
