@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/stretchr/testify/require"
 
@@ -418,4 +419,40 @@ func TestPutRecordsMaxBytesPerKey(t *testing.T) {
 	require.Empty(t, f.got)
 	_, err = enc.Encrypt(context.Background(), "orders", "b", make([]byte, 200))
 	require.ErrorIs(t, err, record.ErrRecordTooLarge)
+}
+
+// slowDescribe is a KMS whose DescribeKey waits until release is closed.
+type slowDescribe struct {
+	*kmsfake.KMS
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *slowDescribe) DescribeKey(ctx context.Context, in *kms.DescribeKeyInput, optFns ...func(*kms.Options)) (*kms.DescribeKeyOutput, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.KMS.DescribeKey(ctx, in, optFns...)
+}
+
+// TestSetKeyIDWhileSwitching: a second SetKeyID while one is validating
+// fails at once, and the first one completes.
+func TestSetKeyIDWhileSwitching(t *testing.T) {
+	ctx := context.Background()
+	k := kmsfake.New()
+	_, arn1 := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	_, arn2 := k.CreateKey(kmstypes.KeySpecSymmetricDefault)
+	slow := &slowDescribe{KMS: k, entered: make(chan struct{}), release: make(chan struct{})}
+	enc, err := record.NewEncryptor(slow, arn1)
+	require.NoError(t, err)
+	defer enc.Close()
+
+	done := make(chan error, 1)
+	go func() { done <- enc.SetKeyID(ctx, arn2) }()
+	<-slow.entered
+	require.ErrorIs(t, enc.SetKeyID(ctx, arn1), record.ErrInvalidInput)
+	require.ErrorContains(t, enc.SetKeyID(ctx, arn1), "already in progress")
+	require.Equal(t, arn1, enc.KeyID(), "the key changes only once validated")
+	close(slow.release)
+	require.NoError(t, <-done)
+	require.Equal(t, arn2, enc.KeyID())
 }
