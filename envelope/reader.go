@@ -65,6 +65,16 @@ func (r *Reader) Next() (e Envelope, offset int64, err error) {
 	return e, offset, nil
 }
 
+// Bytes returns the bytes of the envelope that the last Next returned,
+// which that Envelope aliases: valid until the next call. It returns nil
+// before the first envelope and once Next has failed.
+func (r *Reader) Bytes() []byte {
+	if r.err != nil {
+		return nil
+	}
+	return r.buf
+}
+
 func (r *Reader) next() (Envelope, error) {
 	var hdr [HeaderSize]byte
 	n, err := io.ReadFull(r.r, hdr[:])

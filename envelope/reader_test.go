@@ -19,6 +19,7 @@ import (
 func readAll(t testing.TB, in io.Reader) (envs [][]byte, offsets []int64, err error) {
 	t.Helper()
 	r := envelope.NewReader(in)
+	require.Nil(t, r.Bytes(), "no envelope yet")
 	for {
 		e, off, err := r.Next()
 		if err == io.EOF {
@@ -30,10 +31,12 @@ func readAll(t testing.TB, in io.Reader) (envs [][]byte, offsets []int64, err er
 			if err2 != err || off2 != off || e2.Body != nil {
 				t.Fatalf("after %v at %d, Next returned %v at %d", err, off, err2, off2)
 			}
+			require.Nil(t, r.Bytes(), "no envelope after an error")
 			return envs, offsets, err
 		}
 		m, merr := e.MarshalBinary()
 		require.NoError(t, merr)
+		require.Equal(t, m, r.Bytes(), "Bytes is the envelope as read")
 		envs = append(envs, m)
 		offsets = append(offsets, off)
 	}

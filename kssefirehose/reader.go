@@ -42,16 +42,14 @@ func (e *ReadError) Unwrap() error { return e.Err }
 //
 // It splits with an [envelope.Reader], one envelope at a time, whose buffer
 // holds the largest envelope read so far (at most about 10 MiB) and grows
-// with the bytes actually read, not with the lengths an object claims. It
-// keeps one copy of that envelope to decrypt, and each record that Next
-// returns is a new plaintext of its own size.
+// with the bytes actually read, not with the lengths an object claims. Each
+// record that Next returns is a new plaintext of its own size.
 type Reader struct {
-	dec     *record.Decryptor
-	stream  string
-	r       *envelope.Reader
-	scratch []byte // the envelope being decrypted
-	index   int
-	err     error // sticky: io.EOF or a *ReadError that stops splitting
+	dec    *record.Decryptor
+	stream string
+	r      *envelope.Reader
+	index  int
+	err    error // sticky: io.EOF or a *ReadError that stops splitting
 }
 
 // NewReader returns a Reader of the records in r, written by Firehose to
@@ -81,7 +79,7 @@ func (r *Reader) Next(ctx context.Context) (record.Decrypted, error) {
 	if r.err != nil {
 		return record.Decrypted{}, r.err
 	}
-	e, offset, err := r.r.Next()
+	_, offset, err := r.r.Next()
 	if err != nil {
 		if err != io.EOF {
 			err = &ReadError{Index: r.index, Offset: offset, Err: err}
@@ -91,11 +89,7 @@ func (r *Reader) Next(ctx context.Context) (record.Decrypted, error) {
 	}
 	index := r.index
 	r.index++
-	// A parsed envelope writes back exactly the bytes that were parsed.
-	var d record.Decrypted
-	if r.scratch, err = e.AppendBinary(r.scratch[:0]); err == nil {
-		_, d, err = r.dec.DecryptFirehose(ctx, nil, r.stream, r.scratch)
-	}
+	_, d, err := r.dec.DecryptFirehose(ctx, nil, r.stream, r.r.Bytes())
 	if err != nil {
 		return record.Decrypted{}, &ReadError{Index: index, Offset: offset, Err: err}
 	}

@@ -114,7 +114,7 @@ func cmdDecrypt(ctx context.Context, c *cli, args []string) error {
 // an error when r cannot be split (or read, or written) to its end.
 func decryptAll(ctx context.Context, decrypt func(ctx context.Context, dst, data []byte) ([]byte, record.Decrypted, error), r io.Reader, keyARNs []string, out *recordWriter, warnf func(string, ...any)) (n, failed, unauthentic int, err error) {
 	er := envelope.NewReader(r)
-	var raw, buf []byte
+	var buf []byte
 	for ; ; n++ {
 		e, off, err := er.Next()
 		if err == io.EOF {
@@ -126,11 +126,8 @@ func decryptAll(ctx context.Context, decrypt func(ctx context.Context, dst, data
 			}
 			return n, failed, unauthentic, fmt.Errorf("reading input: %w", err)
 		}
-		// A parsed envelope writes back exactly the bytes that were parsed.
 		var d record.Decrypted
-		if raw, err = e.AppendBinary(raw[:0]); err == nil {
-			buf, d, err = decrypt(ctx, buf[:0], raw)
-		}
+		buf, d, err = decrypt(ctx, buf[:0], er.Bytes())
 		if err != nil {
 			failed++
 			if errors.Is(err, envelope.ErrOpen) {
